@@ -1,0 +1,59 @@
+"""Health, readiness and metrics."""
+
+from flask import current_app
+from flask_smorest import Blueprint
+from sqlalchemy import text
+
+from app.extensions import db
+
+blp = Blueprint("health", __name__, description="Liveness, readiness and Prometheus metrics")
+
+
+@blp.route("/healthz")
+def healthz():
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@blp.route("/readyz")
+def readyz():
+    """Readiness: analyzer loaded and database reachable; names the model version."""
+    store = current_app.extensions["selah.model_store"]
+    checks, problems = {}, []
+    try:
+        db.session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - report any database failure as not ready
+        checks["database"] = "unreachable"
+        problems.append(f"database unreachable: {type(exc).__name__}")
+    if store.status == "ready":
+        checks["analyzer"] = "ok"
+    else:
+        checks["analyzer"] = store.status
+        problems.append(f"analyzer {store.status}: {_analyzer_problem(store)}")
+    body = {
+        "status": "ready" if not problems else "not_ready",
+        "checks": checks,
+        "backend": store.backend_cls.backend,
+        "model_version": store.model_version,
+    }
+    if problems:
+        body["error"] = {"code": "not_ready", "message": "; ".join(problems), "details": checks}
+        return body, 503
+    return body
+
+
+def _analyzer_problem(store) -> str:
+    if store.status == "loading":
+        return "the model is loading"
+    if store.error:
+        return store.error
+    ok, message = store.preflight()
+    return "not loaded yet (POST /api/admin/warm loads it)" if ok else message
+
+
+@blp.route("/metrics")
+def metrics():
+    """Prometheus metrics in the text exposition format."""
+    body = current_app.extensions["selah.metrics"].render()
+    return body, 200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}

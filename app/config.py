@@ -1,0 +1,99 @@
+"""Every setting of the service, read from the environment with a typed parse and a default.
+
+Each variable here is listed in `.env.example` and in the README's table; code reads
+`current_app.config[...]`, never these module-level helpers. Tests subclass `Config`.
+"""
+
+import os
+
+
+def env_str(name: str, default: str) -> str:
+    """The variable `name` as a stripped string, or `default` when unset or blank."""
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    """The variable `name` as an int of at least `minimum`; a bad value fails at start-up."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_float(name: str, default: float, minimum: float = 0.0) -> float:
+    """The variable `name` as a float of at least `minimum`; a bad value fails at start-up."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """The variable `name` as a bool (1/true/yes/on or 0/false/no/off)."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{name} must be a boolean (true/false), got {raw!r}")
+
+
+class Config:
+    """Service settings. Class attributes are read once, when the class body runs."""
+
+    # Storage. Empty DATABASE_URL means the embedded SQLite file `instance/selah.db`.
+    DATABASE_URL = env_str("DATABASE_URL", "")
+    SQLALCHEMY_TRACK_MODIFICATIONS = False
+
+    # Background jobs: REDIS_URL switches from in-process worker threads to an RQ queue.
+    REDIS_URL = env_str("REDIS_URL", "")
+    RQ_QUEUE = env_str("RQ_QUEUE", "selah")
+    # auto: rq when REDIS_URL is set, else thread; none: jobs are stored but not run here.
+    JOB_RUNNER = env_str("JOB_RUNNER", "auto")
+    JOB_WORKER_THREADS = env_int("JOB_WORKER_THREADS", 2, minimum=1)
+    JOB_LEASE_SECONDS = env_float("JOB_LEASE_SECONDS", 120.0, minimum=0.1)
+    JOB_POLL_SECONDS = env_float("JOB_POLL_SECONDS", 1.0, minimum=0.01)
+    JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
+
+    # The analyzer.
+    ANALYZER_BACKEND = env_str("ANALYZER_BACKEND", "gptoss")
+    ANALYZER_LOAD_ON_START = env_bool("ANALYZER_LOAD_ON_START", True)
+    GPTOSS_MODEL_PATH = env_str("GPTOSS_MODEL_PATH", "")
+    GPTOSS_DEVICE = env_str("GPTOSS_DEVICE", "auto")
+    # Tests put a backend class here (not settable from the environment); it wins over
+    # ANALYZER_BACKEND.
+    ANALYZER_CLASS = None
+
+    # Admin routes are refused while this is empty.
+    ADMIN_TOKEN = env_str("ADMIN_TOKEN", "")
+
+    # Input limits.
+    MAX_TITLE_LENGTH = env_int("MAX_TITLE_LENGTH", 300, minimum=1)
+    MAX_ARTIST_LENGTH = env_int("MAX_ARTIST_LENGTH", 300, minimum=1)
+    MAX_LYRICS_LENGTH = env_int("MAX_LYRICS_LENGTH", 20_000, minimum=1)
+    MAX_BATCH_SIZE = env_int("MAX_BATCH_SIZE", 500, minimum=1)
+    MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 2 * 1024 * 1024, minimum=1024)
+
+    LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+
+    # OpenAPI document (flask-smorest).
+    API_TITLE = "Selah"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api"
+    OPENAPI_JSON_PATH = "openapi.json"

@@ -1,0 +1,135 @@
+"""One JSON error shape for every error: `{"error": {"code", "message", "details"}}`.
+
+Legacy routes (marked with `legacy_route`) also carry `success: false`, as the web app expects.
+Validation errors from the schemas come here as HTTP 422 with the offending fields in `details`.
+"""
+
+import logging
+from functools import wraps
+
+import marshmallow as ma
+from flask import current_app, request
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from app.services.analyzers.base import AnalyzerRateLimited, AnalyzerUnavailable
+from app.services.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+
+def legacy_route(view):
+    """Mark a view as one the legacy web app calls: its errors also say `success: false`."""
+    view._selah_legacy = True
+    return view
+
+
+def _is_legacy_request() -> bool:
+    view = current_app.view_functions.get(request.endpoint or "")
+    return bool(view is not None and getattr(view, "_selah_legacy", False))
+
+
+def error_response(status: int, code: str, message: str, details: dict | None = None, headers=None):
+    """The one error body; `success: false` is added on legacy routes."""
+    body: dict = {"error": {"code": code, "message": message, "details": details or {}}}
+    if _is_legacy_request():
+        body = {"success": False, "message": message, "error": body["error"]}
+    return body, status, headers or {}
+
+
+def _field_details(messages) -> dict:
+    """Flatten webargs' `{"json": {"field": [...]}}` to `{"field": [...]}` (location dropped)."""
+    if isinstance(messages, dict) and len(messages) == 1:
+        (location, inner), = messages.items()
+        if location in ("json", "query", "view_args", "form", "files", "headers") and isinstance(
+            inner, dict
+        ):
+            return inner
+    return messages if isinstance(messages, dict) else {"_schema": messages}
+
+
+class ErrorSchema(ma.Schema):
+    """The error payload, for the OpenAPI document."""
+
+    class Inner(ma.Schema):
+        code = ma.fields.String(metadata={"description": "Machine-readable error code"})
+        message = ma.fields.String(metadata={"description": "What went wrong"})
+        details = ma.fields.Dict(metadata={"description": "Per-field problems or context"})
+
+    error = ma.fields.Nested(Inner)
+    success = ma.fields.Boolean(metadata={"description": "Present (false) on legacy routes"})
+
+
+class SelahApi(Api):
+    """flask-smorest's Api with this service's error shape."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error: HTTPException):
+        """Render any HTTP error (aborts, validation, 404/405/413, unhandled 500) as JSON."""
+        data = getattr(error, "data", None) or {}
+        messages = data.get("errors") or data.get("messages")
+        if error.code == 400 and messages:
+            details = {"body": ["request body is not valid UTF-8 JSON"]}
+            return error_response(400, "invalid_json", "request body is not valid JSON", details)
+        if error.code == 422 and messages:
+            details = _field_details(messages)
+            fields = ", ".join(sorted(map(str, details)))
+            return error_response(422, "validation_error", f"invalid input: {fields}", details)
+        if isinstance(error, InternalServerError):
+            original = getattr(error, "original_exception", None)
+            if original is not None:
+                log.exception("unhandled error", exc_info=original)
+            return error_response(500, "internal_error", "internal server error")
+        code = (error.name or "error").lower().replace(" ", "_")
+        message = data.get("message") or error.description or error.name
+        return error_response(error.code or 500, code, message, headers=data.get("headers"))
+
+
+def register_error_handlers(app) -> None:
+    """Translate service exceptions into the JSON error shape."""
+
+    @app.errorhandler(ServiceError)
+    def _service_error(exc: ServiceError):
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+
+    @app.errorhandler(AnalyzerUnavailable)
+    def _analyzer_unavailable(exc: AnalyzerUnavailable):
+        return error_response(503, "analyzer_unavailable", str(exc), headers={"Retry-After": "30"})
+
+    @app.errorhandler(AnalyzerRateLimited)
+    def _rate_limited(exc: AnalyzerRateLimited):
+        headers = {"Retry-After": str(int(exc.retry_after + 0.999))}
+        details = {"retry_after": exc.retry_after}
+        return error_response(429, "rate_limited", str(exc), details, headers)
+
+
+def require_admin(view):
+    """Refuse the view unless `Authorization: Bearer <ADMIN_TOKEN>` matches a configured token."""
+    import hmac
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        token = current_app.config.get("ADMIN_TOKEN") or ""
+        if not token:
+            raise ServiceForbidden("admin routes are disabled: ADMIN_TOKEN is not configured")
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise ServiceUnauthorized("missing or wrong admin token (Authorization: Bearer ...)")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+class ServiceForbidden(ServiceError):
+    """Admin routes with no token configured."""
+
+    status = 403
+    code = "forbidden"
+
+
+class ServiceUnauthorized(ServiceError):
+    """Admin routes with a missing or wrong token."""
+
+    status = 401
+    code = "unauthorized"

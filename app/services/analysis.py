@@ -1,0 +1,248 @@
+"""The analysis service (the legacy `SimplifiedChristianAnalysisService` role).
+
+Runs the analyzer, caches results by normalised-lyrics hash and model version (a new model version
+re-analyses; `force` re-analyses), and persists them into `analysis_results` with every legacy
+column and the v3.1 columns filled. Takes a SQLAlchemy session; never imports Flask.
+"""
+
+import hashlib
+import re
+import time
+import unicodedata
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from app.models import AnalysisRecord, Song, utcnow
+from app.services.analyzers.base import MIN_LYRICS_CHARS, AnalysisResult, concern_level
+from app.services.errors import NotFound
+
+_SPACE = re.compile(r"\s+")
+
+
+def normalise_lyrics(text: str) -> str:
+    """Unicode NFKC, case-folded, whitespace collapsed: what the cache treats as equal."""
+    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text or "").casefold()).strip()
+
+
+def lyrics_hash(text: str) -> str:
+    """SHA-256 hex of the normalised lyrics."""
+    return hashlib.sha256(normalise_lyrics(text).encode("utf-8")).hexdigest()
+
+
+def apply_result(record: AnalysisRecord, result: AnalysisResult, model_version: str) -> None:
+    """Fill every column of `record` from `result`; status completed, or failed on error."""
+    scoring, content = result.scoring_results, result.content_analysis
+    biblical, framework = result.biblical_analysis, result.model_analysis.get("framework") or {}
+    score = float(scoring.get("final_score", 0.0))
+    themes = list(biblical.get("themes", []))
+    flags = list(content.get("concern_flags", []))
+    record.status = "completed" if result.is_successful() else "failed"
+    record.score = score
+    level = content.get("concern_level")
+    record.concern_level = level if level and level != "unknown" else concern_level(score)
+    record.explanation = scoring.get("explanation")
+    record.themes = themes
+    record.concerns = flags
+    record.purity_flags_details = [f for f in flags if f.get("severity") in ("high", "critical")]
+    record.positive_themes_identified = [t for t in themes if t.get("points", 0) > 0]
+    record.biblical_themes = [t for t in themes if t.get("category") != "negative"]
+    record.supporting_scripture = list(biblical.get("supporting_scripture", []))
+    record.problematic_content = {
+        "negative_themes": [t for t in themes if t.get("category") == "negative"],
+        "concern_flags": flags,
+        "safety_assessment": content.get("safety_assessment", {}),
+    }
+    record.verdict = framework.get("verdict")
+    record.purity_score = score
+    record.formation_risk = framework.get("formation_risk")
+    record.doctrinal_clarity = framework.get("doctrinal_clarity")
+    record.confidence = framework.get("confidence")
+    record.needs_review = framework.get("needs_review")
+    record.narrative_voice = framework.get("narrative_voice")
+    record.lament_filter_applied = framework.get("lament_filter_applied")
+    record.framework_data = framework or None
+    record.error_message = result.error_message
+    record.analyzed_at = utcnow()
+    record.model_version = model_version
+    record.result = result.to_dict()
+    record.claimed_by = None
+    record.lease_expires_at = None
+
+
+class AnalysisService:
+    """Analyses songs with the store's analyzer, through the cache, into the database."""
+
+    def __init__(self, session: Session, store, metrics=None, lease_seconds: float = 120.0):
+        self.session = session
+        self.store = store
+        self.metrics = metrics
+        self.lease = timedelta(seconds=lease_seconds)
+
+    # -- stateless analysis (POST /api/analyze) ------------------------------------------------
+
+    def analyze_batch(self, songs: list[dict], force: bool = False) -> list[AnalysisResult]:
+        """Analyse songs given inline; cached results are reused unless `force`."""
+        analyzer = self.store.get()
+        results: list[AnalysisResult | None] = [None] * len(songs)
+        todo: list[int] = []
+        for index, song in enumerate(songs):
+            cached = None if force else self._cached(song["lyrics"], analyzer.model_version)
+            if cached is not None:
+                result = AnalysisResult.from_dict(cached.result)
+                result.title, result.artist = song["title"], song["artist"]
+                result.user_id = song.get("user_id")
+                results[index] = result
+                self._count(result, "cache")
+            else:
+                todo.append(index)
+        if todo:
+            fresh = self._run([songs[i] for i in todo], analyzer)
+            for index, result in zip(todo, fresh):
+                results[index] = result
+        return results  # type: ignore[return-value]
+
+    # -- stored songs ----------------------------------------------------------------------------
+
+    def analyze_song(self, song_id: int, force: bool = False, worker: str = "request"):
+        """Analyse a stored song now. Returns `(record, source)`; source is cache, model or busy.
+
+        `busy` means another worker holds this song for the current model version: the record
+        returned is that worker's, still in progress.
+        """
+        song = self.session.get(Song, song_id)
+        if song is None:
+            raise NotFound(f"song {song_id} not found", {"song_id": song_id})
+        analyzer = self.store.get()
+        version = analyzer.model_version
+        if not force:
+            latest = self.latest(song_id)
+            if (
+                latest is not None
+                and latest.status == "completed"
+                and latest.model_version == version
+                and latest.lyrics_hash == song.lyrics_hash
+            ):
+                self._count_record(latest, "cache")
+                return latest, "cache"
+        active = self.session.scalars(
+            select(AnalysisRecord).where(
+                AnalysisRecord.song_id == song_id,
+                AnalysisRecord.model_version == version,
+                AnalysisRecord.status.in_(("pending", "in_progress")),
+            ).order_by(AnalysisRecord.id.desc())
+        ).first()
+        if active is not None and not self.claim(active.id, worker):
+            self.session.refresh(active)
+            if active.status != "completed":
+                return active, "busy"
+            return active, "cache"
+        if active is None:
+            active = AnalysisRecord(
+                song_id=song_id, status="in_progress", model_version=version,
+                lyrics_hash=song.lyrics_hash, claimed_by=worker, attempts=1,
+                lease_expires_at=utcnow() + self.lease,
+            )
+            self.session.add(active)
+            self.session.commit()
+        source = self.process_claimed(active.id, worker, force=force)
+        return self.session.get(AnalysisRecord, active.id), source
+
+    def claim(self, record_id: int, worker: str) -> bool:
+        """Atomically take a pending (or lease-expired) row for `worker`; True when taken."""
+        now = utcnow()
+        taken = self.session.execute(
+            update(AnalysisRecord)
+            .where(
+                AnalysisRecord.id == record_id,
+                or_(
+                    AnalysisRecord.status == "pending",
+                    (AnalysisRecord.status == "in_progress")
+                    & (AnalysisRecord.lease_expires_at < now),
+                ),
+            )
+            .values(
+                status="in_progress", claimed_by=worker, lease_expires_at=now + self.lease,
+                attempts=AnalysisRecord.attempts + 1, updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        self.session.commit()
+        return taken == 1
+
+    def process_claimed(self, record_id: int, worker: str, force: bool = False) -> str:
+        """Analyse a row this worker holds and complete it in one transaction.
+
+        Returns the source: `cache` (an identical analysis existed), `model`, or `lost` when the
+        lease expired and another worker took the row meanwhile (nothing is written then).
+        """
+        record = self.session.get(AnalysisRecord, record_id)
+        song = record.song
+        analyzer = self.store.get()
+        version = analyzer.model_version
+        cached = None if force else self._cached(song.lyrics, version, exclude=record_id)
+        if cached is not None:
+            result, source = AnalysisResult.from_dict(cached.result), "cache"
+            result.title, result.artist = song.title, song.artist
+        else:
+            song_input = {"title": song.title, "artist": song.artist, "lyrics": song.lyrics}
+            result, source = self._run([song_input], analyzer)[0], "model"
+        # Complete only if still ours: a worker whose lease lapsed must not overwrite another's.
+        self.session.refresh(record, with_for_update=self._row_lock())
+        if record.claimed_by != worker or record.status != "in_progress":
+            self.session.rollback()
+            return "lost"
+        apply_result(record, result, version)
+        record.lyrics_hash = song.lyrics_hash
+        record.from_cache = source == "cache"
+        self.session.commit()
+        if source == "cache":
+            self._count(result, "cache")
+        return source
+
+    def latest(self, song_id: int) -> AnalysisRecord | None:
+        """The song's latest analysis row (by insertion order), or None."""
+        return self.session.scalars(
+            select(AnalysisRecord)
+            .where(AnalysisRecord.song_id == song_id)
+            .order_by(AnalysisRecord.id.desc())
+            .limit(1)
+        ).first()
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _cached(self, lyrics: str, version: str, exclude: int | None = None):
+        if len((lyrics or "").strip()) <= MIN_LYRICS_CHARS:
+            return None  # the no-lyrics rule depends on the title, not the lyrics
+        query = select(AnalysisRecord).where(
+            AnalysisRecord.lyrics_hash == lyrics_hash(lyrics),
+            AnalysisRecord.model_version == version,
+            AnalysisRecord.status == "completed",
+            AnalysisRecord.result.is_not(None),
+        )
+        if exclude is not None:
+            query = query.where(AnalysisRecord.id != exclude)
+        return self.session.scalars(query.order_by(AnalysisRecord.id.desc()).limit(1)).first()
+
+    def _run(self, songs: list[dict], analyzer) -> list[AnalysisResult]:
+        started = time.perf_counter()
+        results = analyzer.analyze_songs_batch(songs)
+        if self.metrics is not None:
+            per_song = (time.perf_counter() - started) / max(len(songs), 1)
+            for result in results:
+                self.metrics.analysis_seconds.observe(per_song)
+                self._count(result, "model")
+        return results
+
+    def _count(self, result: AnalysisResult, source: str) -> None:
+        if self.metrics is not None:
+            outcome = "completed" if result.is_successful() else "failed"
+            self.metrics.analyses.labels(outcome, source).inc()
+
+    def _count_record(self, record: AnalysisRecord, source: str) -> None:
+        if self.metrics is not None:
+            self.metrics.analyses.labels(record.status, source).inc()
+
+    def _row_lock(self) -> bool:
+        return self.session.get_bind().dialect.name != "sqlite"

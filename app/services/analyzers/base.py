@@ -1,0 +1,334 @@
+"""The analyzer interface the web app calls: `AnalysisResult` and the `Analyzer` protocol.
+
+Kept from the legacy 4-model service (see `shared/spec/contract.md`, sections 1-2): every name,
+method and hard-indexed key. `BaseAnalyzer` holds what all backends share: the no-lyrics rule,
+input coercion, the never-raise guarantee and the per-class singleton.
+"""
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
+
+# Titles that mark a song without lyrics as instrumental (contract section 1).
+INSTRUMENTAL_WORDS = (
+    "instrumental", "interlude", "intro", "outro", "bridge", "prelude", "postlude",
+    "overture", "theme", "score", "ambient", "meditation", "prayer music",
+)
+# Lyrics of this many characters or fewer are not sent to a model.
+MIN_LYRICS_CHARS = 10
+ANALYSIS_VERSION = "selah-1"
+
+
+class AnalyzerUnavailable(RuntimeError):
+    """The configured backend cannot load; the message says what is missing."""
+
+
+class AnalyzerRateLimited(RuntimeError):
+    """The one exception callers tolerate: try again after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def quality_level(score: float) -> str:
+    """Legacy quality level (a level of concern) for a 0-100 score."""
+    if score >= 85:
+        return "Very Low"
+    if score >= 70:
+        return "Low"
+    if score >= 50:
+        return "Medium"
+    return "High"
+
+
+def concern_level(score: float) -> str:
+    """Lowercase concern level stored in `analysis_results.concern_level`."""
+    return quality_level(score).lower().replace(" ", "_")
+
+
+def recommendation(score: float) -> str:
+    """Legacy recommendation sentence for a 0-100 score."""
+    if score >= 85:
+        return "Highly recommended for Christian audiences"
+    if score >= 70:
+        return "Generally appropriate for Christian audiences"
+    if score >= 50:
+        return "Review recommended - some concerns may apply"
+    return "Not recommended for Christian audiences"
+
+
+@dataclass
+class AnalysisResult:
+    """One song's analysis, in the legacy shape plus `to_dict()`."""
+
+    title: str
+    artist: str
+    lyrics_text: str
+    processed_text: str = ""
+    content_analysis: dict = field(default_factory=dict)
+    biblical_analysis: dict = field(default_factory=dict)
+    model_analysis: dict = field(default_factory=dict)
+    scoring_results: dict = field(default_factory=dict)
+    processing_time: float = 0.0
+    timestamp: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    user_id: int | None = None
+    analysis_version: str = ANALYSIS_VERSION
+    error_message: str | None = None
+    configuration_snapshot: dict = field(default_factory=dict)
+
+    @classmethod
+    def create_error(
+        cls,
+        title: str,
+        artist: str,
+        lyrics_text: str,
+        error_message: str,
+        user_id: int | None = None,
+        processing_time: float = 0.0,
+        configuration_snapshot: dict | None = None,
+    ) -> "AnalysisResult":
+        """A complete failed result: score 0, every hard-indexed key present."""
+        return cls(
+            title=title,
+            artist=artist,
+            lyrics_text=lyrics_text,
+            processed_text="",
+            content_analysis={
+                "concern_flags": [],
+                "safety_assessment": {},
+                "total_penalty": 0,
+                "concern_level": "unknown",
+            },
+            biblical_analysis={"themes": [], "supporting_scripture": [], "biblical_themes_count": 0},
+            model_analysis={},
+            scoring_results={
+                "final_score": 0.0,
+                "explanation": f"Analysis failed: {error_message}",
+                "quality_level": "Unknown",
+                "component_scores": {},
+                "verdict_summary": "",
+                "formation_guidance": "",
+                "theological_weighting": 0.0,
+                "formational_penalty": 0.0,
+            },
+            processing_time=processing_time,
+            user_id=user_id,
+            error_message=error_message,
+            configuration_snapshot=dict(configuration_snapshot or {}),
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "AnalysisResult":
+        """Rebuild a result from `to_dict()` output (keys it does not know are ignored)."""
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in data.items() if k in known}
+        if isinstance(values.get("timestamp"), str):
+            values["timestamp"] = datetime.fromisoformat(values["timestamp"])
+        return cls(**values)
+
+    def is_successful(self) -> bool:
+        """True when the analysis ran without error."""
+        return self.error_message is None
+
+    def get_final_score(self) -> float:
+        """The 0-100 score (0 for a failed analysis)."""
+        return float(self.scoring_results.get("final_score", 0.0))
+
+    def get_quality_level(self) -> str:
+        """The legacy quality level, or one derived from the score."""
+        return self.scoring_results.get("quality_level") or quality_level(self.get_final_score())
+
+    def get_content_flags(self) -> list[dict]:
+        """The concern flags found in the lyrics."""
+        return list(self.content_analysis.get("concern_flags", []))
+
+    def get_biblical_themes(self) -> list[dict]:
+        """The biblical themes found in the lyrics."""
+        return list(self.biblical_analysis.get("themes", []))
+
+    def get_component_scores(self) -> dict:
+        """The components the final score was built from."""
+        return dict(self.scoring_results.get("component_scores", {}))
+
+    def get_recommendation(self) -> str:
+        """The legacy recommendation sentence for this score."""
+        return recommendation(self.get_final_score())
+
+    def get_summary(self) -> dict:
+        """A short summary: score, level, recommendation, counts."""
+        return {
+            "title": self.title,
+            "artist": self.artist,
+            "final_score": self.get_final_score(),
+            "quality_level": self.get_quality_level(),
+            "recommendation": self.get_recommendation(),
+            "biblical_themes_count": len(self.get_biblical_themes()),
+            "content_flags_count": len(self.get_content_flags()),
+            "processing_time": self.processing_time,
+            "successful": self.is_successful(),
+        }
+
+    def to_dict(self) -> dict:
+        """The JSON form every route returns (timestamp as ISO 8601 with its zone)."""
+        data = asdict(self)
+        data["timestamp"] = self.timestamp.isoformat()
+        data["recommendation"] = self.get_recommendation()
+        return data
+
+
+def no_lyrics_result(title: str, artist: str, lyrics: str, user_id: int | None) -> AnalysisResult:
+    """The rule for songs whose lyrics are too short to analyse (never sent to a model)."""
+    lowered = title.lower()
+    instrumental = any(word in lowered for word in INSTRUMENTAL_WORDS)
+    score, level = (75.0, "Instrumental") if instrumental else (50.0, "No Lyrics Available")
+    reason = (
+        "Instrumental track: no lyrics to analyse"
+        if instrumental
+        else "No lyrics available: the song was not analysed"
+    )
+    return AnalysisResult(
+        title=title,
+        artist=artist,
+        lyrics_text=lyrics,
+        processed_text="",
+        content_analysis={
+            "concern_flags": [],
+            "safety_assessment": {},
+            "total_penalty": 0,
+            "concern_level": "unknown",
+        },
+        biblical_analysis={"themes": [], "supporting_scripture": [], "biblical_themes_count": 0},
+        model_analysis={},
+        scoring_results={
+            "final_score": score,
+            "explanation": reason,
+            "quality_level": level,
+            "component_scores": {},
+            "verdict_summary": reason,
+            "formation_guidance": "",
+            "theological_weighting": 0.0,
+            "formational_penalty": 0.0,
+        },
+        user_id=user_id,
+        configuration_snapshot={"rule": "no_lyrics"},
+    )
+
+
+@runtime_checkable
+class Analyzer(Protocol):
+    """What the service needs from a backend."""
+
+    backend: ClassVar[str]
+    model_version: str
+
+    def analyze_song(
+        self, title: str, artist: str, lyrics: str, user_id: int | None = None
+    ) -> AnalysisResult: ...
+
+    def analyze_songs_batch(self, songs: list[dict]) -> list[AnalysisResult]: ...
+
+    def info(self) -> dict: ...
+
+
+class BaseAnalyzer:
+    """Shared behaviour of every backend; subclasses implement `_analyze_batch`.
+
+    `_analyze_batch(items)` gets a list of `(title, artist, lyrics, user_id)` with real lyrics and
+    returns one `AnalysisResult` per item; it may raise, and the whole batch then becomes error
+    results. Subclasses also set `backend`, `model_version` and implement `from_config` and
+    `preflight_config`.
+    """
+
+    backend: ClassVar[str] = "base"
+    model_version: str = "unknown"
+    _instance: ClassVar["BaseAnalyzer | None"] = None
+    _instance_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "BaseAnalyzer":
+        """Build the analyzer from service settings; raise `AnalyzerUnavailable` when it can't."""
+        raise NotImplementedError
+
+    @classmethod
+    def preflight_config(cls, config: Mapping[str, Any]) -> tuple[bool, str]:
+        """Check, without loading weights, that `from_config` can succeed."""
+        raise NotImplementedError
+
+    @classmethod
+    def get_instance(cls, config: Mapping[str, Any] | None = None) -> "BaseAnalyzer":
+        """The process-wide instance of this backend, built on first use."""
+        with cls._instance_lock:
+            if cls.__dict__.get("_instance") is None:
+                if config is None:
+                    from app.config import Config
+
+                    config = {k: getattr(Config, k) for k in dir(Config) if k.isupper()}
+                cls._instance = cls.from_config(config)
+            return cls._instance
+
+    @classmethod
+    def reset_cache(cls) -> None:
+        """Forget the process-wide instance; the next `get_instance` builds a new one."""
+        with cls._instance_lock:
+            cls._instance = None
+
+    def info(self) -> dict:
+        """Backend name, model version and the models it runs."""
+        return {"backend": self.backend, "model_version": self.model_version, "models": []}
+
+    def analyze_song(
+        self, title: str, artist: str, lyrics: str, user_id: int | None = None
+    ) -> AnalysisResult:
+        """Analyse one song; never raises except `AnalyzerRateLimited`."""
+        song = {"title": title, "artist": artist, "lyrics": lyrics, "user_id": user_id}
+        return self.analyze_songs_batch([song])[0]
+
+    def analyze_songs_batch(self, songs: list[dict]) -> list[AnalysisResult]:
+        """Analyse many songs, same order and length; never raises except `AnalyzerRateLimited`."""
+        results: list[AnalysisResult | None] = [None] * len(songs)
+        pending: list[int] = []
+        items: list[tuple[str, str, str, int | None]] = []
+        for index, song in enumerate(songs):
+            try:
+                title = str(song.get("title") or "")
+                artist = str(song.get("artist") or "")
+                lyrics = song.get("lyrics") or ""
+                if not isinstance(lyrics, str):
+                    raise TypeError(f"lyrics must be a string, not {type(lyrics).__name__}")
+                user_id = song.get("user_id")
+            except (AttributeError, TypeError) as exc:
+                results[index] = AnalysisResult.create_error("", "", "", f"invalid song: {exc}")
+                continue
+            if len(lyrics.strip()) <= MIN_LYRICS_CHARS:
+                results[index] = no_lyrics_result(title, artist, lyrics, user_id)
+            else:
+                pending.append(index)
+                items.append((title, artist, lyrics, user_id))
+        if items:
+            started = time.perf_counter()
+            try:
+                predicted = self._analyze_batch(items)
+                if len(predicted) != len(items):
+                    raise RuntimeError(f"backend returned {len(predicted)} results for {len(items)}")
+            except AnalyzerRateLimited:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the contract: never raise, report instead
+                elapsed = (time.perf_counter() - started) / len(items)
+                message = f"{type(exc).__name__}: {exc}"
+                predicted = [
+                    AnalysisResult.create_error(t, a, lyr, message, u, elapsed, self.snapshot())
+                    for t, a, lyr, u in items
+                ]
+            for index, result in zip(pending, predicted):
+                results[index] = result
+        return results  # type: ignore[return-value]
+
+    def snapshot(self) -> dict:
+        """The configuration snapshot stored with every result."""
+        return {"backend": self.backend, "model_version": self.model_version}
+
+    def _analyze_batch(self, items: list[tuple[str, str, str, int | None]]) -> list[AnalysisResult]:
+        raise NotImplementedError

@@ -1,0 +1,37 @@
+"""Exceptions the services raise; `app.errors` turns each into the one JSON error shape.
+
+Services never import Flask: they raise these, and the views' error handlers translate them.
+"""
+
+
+class ServiceError(Exception):
+    """Base of every service error: an HTTP status, a machine code, a message and details."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, details: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class NotFound(ServiceError):
+    """A song, playlist or job id that does not exist."""
+
+    status = 404
+    code = "not_found"
+
+
+class InvalidInput(ServiceError):
+    """Input the schemas let through but the service cannot use (e.g. unknown song ids)."""
+
+    status = 422
+    code = "invalid_input"
+
+
+class Unavailable(ServiceError):
+    """The analyzer or another dependency is not ready; retry later."""
+
+    status = 503
+    code = "unavailable"

@@ -1,0 +1,140 @@
+"""The model store: loads the analyzer once, serves it, and swaps in a new one atomically.
+
+A reload builds the new analyzer beside the old one, validates it with a smoke prediction and only
+then swaps the reference; requests already holding the old analyzer finish on it. A broken
+checkpoint is refused with its reason logged, and the old analyzer keeps serving.
+"""
+
+import logging
+import threading
+import time
+from typing import Any, Mapping
+
+from app.services.analyzers.base import Analyzer, AnalyzerUnavailable, BaseAnalyzer
+
+log = logging.getLogger(__name__)
+
+# A song written for this project, used to check that a freshly loaded model answers.
+SMOKE_SONG = {
+    "title": "Morning Light (smoke test)",
+    "artist": "Selah",
+    "lyrics": "When the morning breaks I lift my eyes\nYour mercy new with every sunrise\n"
+    "I will trust You in the valley and the height",
+}
+
+
+class ModelStore:
+    """Holds one analyzer for a process (or one app) and its load state."""
+
+    def __init__(self, backend_cls: type[BaseAnalyzer], config: Mapping[str, Any]):
+        self.backend_cls = backend_cls
+        self.config = dict(config)
+        self.status = "not_initialized"  # not_initialized | loading | ready | failed
+        self.error: str | None = None
+        self.loaded_at: float | None = None
+        self._analyzer: Analyzer | None = None
+        self._lock = threading.Lock()
+
+    def preflight(self) -> tuple[bool, str]:
+        """`(ok, message)` from the backend, loading no weights."""
+        return self.backend_cls.preflight_config(self.config)
+
+    def get(self) -> Analyzer:
+        """The serving analyzer; loads it on first use; raises `AnalyzerUnavailable`."""
+        analyzer = self._analyzer
+        if analyzer is not None:
+            return analyzer
+        with self._lock:
+            if self._analyzer is None and self.status in ("not_initialized", "loading"):
+                self._load_locked()
+            if self._analyzer is None:
+                raise AnalyzerUnavailable(self.error or "analyzer not loaded")
+            return self._analyzer
+
+    def load_in_background(self) -> threading.Thread:
+        """Start loading in a daemon thread (start-up must not wait for weights)."""
+        self.status = "loading"
+        thread = threading.Thread(target=self._background_load, name="model-load", daemon=True)
+        thread.start()
+        return thread
+
+    def _background_load(self) -> None:
+        try:
+            self.get()
+        except AnalyzerUnavailable:
+            pass  # already logged and recorded in self.error
+
+    def reload(self) -> tuple[bool, str]:
+        """Load a new analyzer beside the current one and swap it in if it validates."""
+        with self._lock:
+            previous = self._analyzer
+            ok, message = self._load_locked()
+            if not ok and previous is not None:
+                # The old model keeps serving; the store stays ready.
+                self._analyzer, self.status = previous, "ready"
+            return ok, message
+
+    def clear(self) -> None:
+        """Forget the analyzer; the next `get` loads again."""
+        with self._lock:
+            self._analyzer, self.status, self.error = None, "not_initialized", None
+
+    def _load_locked(self) -> tuple[bool, str]:
+        self.status = "loading" if self._analyzer is None else self.status
+        started = time.perf_counter()
+        try:
+            candidate = self.backend_cls.from_config(self.config)
+            smoke = candidate.analyze_song(**SMOKE_SONG)
+            if not smoke.is_successful():
+                raise AnalyzerUnavailable(f"smoke prediction failed: {smoke.error_message}")
+        except Exception as exc:  # noqa: BLE001 - any load failure is reported, not raised
+            self.error = str(exc) if isinstance(exc, AnalyzerUnavailable) else repr(exc)
+            if self._analyzer is None:
+                self.status = "failed"
+            log.error("analyzer %s not loaded: %s", self.backend_cls.backend, self.error)
+            return False, self.error
+        self._analyzer, self.status, self.error = candidate, "ready", None
+        self.loaded_at = time.time()
+        seconds = time.perf_counter() - started
+        log.info("analyzer %s ready: %s (%.2fs)", candidate.backend, candidate.model_version, seconds)
+        return True, f"loaded {candidate.model_version}"
+
+    @property
+    def model_version(self) -> str | None:
+        """Version of the serving model, or None when none is loaded."""
+        return self._analyzer.model_version if self._analyzer is not None else None
+
+    def info(self) -> dict:
+        """The legacy `get_analyzer_info()` shape plus this store's state."""
+        info = self._analyzer.info() if self._analyzer is not None else {}
+        models = info.get("models", [])
+        return {
+            "status": self.status,
+            "models": models,
+            "model_count": len(models),
+            "analyzer_type": self.backend_cls.__name__,
+            "backend": self.backend_cls.backend,
+            "model_version": self.model_version,
+            "error": self.error,
+        }
+
+
+_process_store: ModelStore | None = None
+_process_lock = threading.Lock()
+
+
+def current_store() -> ModelStore:
+    """The current app's store inside an app context, else the process-wide one."""
+    from flask import current_app, has_app_context
+
+    if has_app_context():
+        return current_app.extensions["selah.model_store"]
+    global _process_store
+    with _process_lock:
+        if _process_store is None:
+            from app.config import Config
+            from app.services.analyzers import backend_class
+
+            config = {k: getattr(Config, k) for k in dir(Config) if k.isupper()}
+            _process_store = ModelStore(backend_class(config["ANALYZER_BACKEND"]), config)
+        return _process_store
