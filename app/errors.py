@@ -70,12 +70,21 @@ class SelahApi(Api):
         data = getattr(error, "data", None) or {}
         messages = data.get("errors") or data.get("messages")
         if error.code == 400 and messages:
-            details = {"body": ["request body is not valid UTF-8 JSON"]}
-            return error_response(400, "invalid_json", "request body is not valid JSON", details)
+            # webargs: a JSONDecodeError, or one it made from a UnicodeDecodeError (bad UTF-8).
+            exc = getattr(error, "exc", None)
+            reason = getattr(exc, "msg", None) or getattr(exc, "reason", None) or "undecodable body"
+            details = {"body": [f"request body is not valid UTF-8 JSON: {reason}"]}
+            return error_response(400, "invalid_json", f"request body is not valid JSON: {reason}",
+                                  details)
         if error.code == 422 and messages:
             details = _field_details(messages)
-            fields = ", ".join(sorted(map(str, details)))
-            return error_response(422, "validation_error", f"invalid input: {fields}", details)
+            if details == {"_schema": ["Invalid input type."]}:  # a JSON list, null, number...
+                message = "invalid input: the body must be a JSON object"
+            elif set(details) == {"_schema"}:
+                message = f"invalid input: {'; '.join(map(str, details['_schema']))}"
+            else:
+                message = f"invalid input: {', '.join(sorted(map(str, details)))}"
+            return error_response(422, "validation_error", message, details)
         if isinstance(error, InternalServerError):
             original = getattr(error, "original_exception", None)
             if original is not None:
@@ -83,7 +92,10 @@ class SelahApi(Api):
             return error_response(500, "internal_error", "internal server error")
         code = (error.name or "error").lower().replace(" ", "_")
         message = data.get("message") or error.description or error.name
-        return error_response(error.code or 500, code, message, headers=data.get("headers"))
+        # Keep the exception's own headers (Allow on 405, ...), not its HTML content type.
+        headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+        headers.update(data.get("headers") or {})
+        return error_response(error.code or 500, code, message, headers=headers)
 
 
 def register_error_handlers(app) -> None:

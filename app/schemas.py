@@ -1,0 +1,394 @@
+"""marshmallow schemas: what each route accepts (validation lives here) and what it returns.
+
+Input limits are read from `current_app.config` when a request is validated (MAX_TITLE_LENGTH,
+MAX_ARTIST_LENGTH, MAX_LYRICS_LENGTH, MAX_BATCH_SIZE), so a test or deployment can change them.
+Unknown JSON fields are refused (marshmallow's RAISE); unknown query parameters are ignored (the
+legacy web app's GETs may carry cache-busters).
+
+Lyrics are required but may be empty: a song without lyrics is a real case, and the analyzer's
+no-lyrics rule answers it (75 "Instrumental" for an instrumental title, else 50 "No Lyrics
+Available"). Titles, artists and playlist names must have at least one non-space character.
+"""
+
+import marshmallow as ma
+from flask import current_app
+from marshmallow import ValidationError, fields, validate, validates_schema
+
+from app.api import MAX_ID
+
+MAX_PER_PAGE = 100
+MAX_DESCRIPTION_LENGTH = 2000
+
+
+# -- validators and fields ---------------------------------------------------------------------
+
+
+class ConfigLength(validate.Validator):
+    """At most `current_app.config[key]` items or characters (read at validation time)."""
+
+    def __init__(self, key: str, noun: str = "characters"):
+        self.key, self.noun = key, noun
+
+    def __call__(self, value):
+        limit = current_app.config[self.key]
+        if len(value) > limit:
+            raise ValidationError(f"At most {limit} {self.noun} ({self.key}); got {len(value)}.")
+        return value
+
+
+def _storable(value: str) -> str:
+    """Refuse what no database text column stores: NUL characters and lone surrogates."""
+    if "\x00" in value:
+        raise ValidationError("Must not contain NUL characters.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("Must be valid Unicode (no lone surrogates).") from None
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValidationError("Must not be blank.")
+    return value
+
+
+def text(limit_key: str | None, *, blank: bool = False, limit: int | None = None, **kwargs):
+    """A string field: storable text, not blank unless `blank`, at most a configured length."""
+    validators = [_storable] + ([] if blank else [_not_blank])
+    if limit_key is not None:
+        validators.append(ConfigLength(limit_key))
+        kwargs.setdefault("metadata", {})["description"] = f"At most {limit_key} characters."
+    if limit is not None:
+        validators.append(validate.Length(max=limit))
+    return fields.String(validate=validators, **kwargs)
+
+
+class Id(fields.Integer):
+    """A positive database id: a JSON integer (not a string, float or boolean)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
+
+
+def force_field():
+    """`force`: re-analyse even when a cached result for these lyrics and model exists."""
+    return fields.Boolean(load_default=False, metadata={
+        "description": "Re-analyse even when a result for these lyrics and model is cached."})
+
+
+# -- input -------------------------------------------------------------------------------------
+
+
+class SongInputSchema(ma.Schema):
+    """A song to analyse inline (not stored)."""
+
+    title = text("MAX_TITLE_LENGTH", required=True)
+    artist = text("MAX_ARTIST_LENGTH", required=True)
+    lyrics = text("MAX_LYRICS_LENGTH", blank=True, required=True)
+    user_id = Id(allow_none=True, load_default=None)
+
+
+class AnalyzeSchema(SongInputSchema):
+    """`POST /api/analyze`: one song."""
+
+    force = force_field()
+
+
+class BatchAnalyzeSchema(ma.Schema):
+    """`POST /api/analyze/batch`: up to MAX_BATCH_SIZE songs."""
+
+    songs = fields.List(fields.Nested(SongInputSchema), required=True,
+                        validate=ConfigLength("MAX_BATCH_SIZE", "songs"),
+                        metadata={"description": "At most MAX_BATCH_SIZE songs."})
+    force = force_field()
+
+
+class SongCreateSchema(ma.Schema):
+    """A song to store."""
+
+    title = text("MAX_TITLE_LENGTH", required=True)
+    artist = text("MAX_ARTIST_LENGTH", required=True)
+    album = text("MAX_TITLE_LENGTH", allow_none=True, load_default=None)
+    lyrics = text("MAX_LYRICS_LENGTH", blank=True, required=True)
+
+
+class PlaylistCreateSchema(ma.Schema):
+    """A playlist of new songs (`songs`) or of stored ones (`song_ids`): exactly one of them."""
+
+    name = text("MAX_TITLE_LENGTH", required=True)
+    description = text(None, blank=True, limit=MAX_DESCRIPTION_LENGTH, allow_none=True,
+                       load_default=None)
+    songs = fields.List(fields.Nested(SongCreateSchema),
+                        validate=ConfigLength("MAX_BATCH_SIZE", "songs"))
+    song_ids = fields.List(Id(), validate=ConfigLength("MAX_BATCH_SIZE", "songs"))
+
+    @validates_schema
+    def _songs_or_ids(self, data, **_kwargs):
+        given = [key for key in ("songs", "song_ids") if key in data]
+        if len(given) != 1:
+            message = ("Give songs or song_ids, not both." if given
+                       else "Give either songs or song_ids.")
+            raise ValidationError({key: [message] for key in ("songs", "song_ids")})
+
+
+class ForceSchema(ma.Schema):
+    """Optional body of the legacy analyse routes (may be empty)."""
+
+    force = force_field()
+
+
+class PageQuerySchema(ma.Schema):
+    """`?page=1&per_page=20` (per_page at most 100)."""
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_ID))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_PER_PAGE))
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+class AnalysisResultSchema(ma.Schema):
+    """`AnalysisResult.to_dict()`: the legacy result shape (contract section 2)."""
+
+    title = fields.String()
+    artist = fields.String()
+    lyrics_text = fields.String()
+    processed_text = fields.String()
+    content_analysis = fields.Dict(metadata={"description": "concern_flags, concern_level, ..."})
+    biblical_analysis = fields.Dict(metadata={"description": "themes, supporting_scripture, ..."})
+    model_analysis = fields.Dict(metadata={"description": "sentiment, emotions, framework, ..."})
+    scoring_results = fields.Dict(metadata={"description": "final_score, explanation, ..."})
+    processing_time = fields.Float()
+    timestamp = fields.String(metadata={"description": "ISO 8601 with zone"})
+    user_id = fields.Integer(allow_none=True)
+    analysis_version = fields.String()
+    error_message = fields.String(allow_none=True)
+    configuration_snapshot = fields.Dict()
+    recommendation = fields.String()
+
+
+class BatchResultSchema(ma.Schema):
+    """Results in the order the songs were given."""
+
+    results = fields.List(fields.Nested(AnalysisResultSchema))
+    count = fields.Integer()
+
+
+class SongSummarySchema(ma.Schema):
+    """A stored song, without its lyrics (lists and playlists)."""
+
+    id = fields.Integer()
+    title = fields.String()
+    artist = fields.String()
+    album = fields.String(allow_none=True)
+    lyrics_hash = fields.String()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class SongSchema(SongSummarySchema):
+    """A stored song with its lyrics."""
+
+    lyrics = fields.String()
+
+
+class SongPageSchema(ma.Schema):
+    """A page of songs (without lyrics; `GET /api/songs/<id>` has them)."""
+
+    songs = fields.List(fields.Nested(SongSummarySchema))
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
+
+
+class PlaylistSchema(ma.Schema):
+    """A stored playlist and its songs in order (without lyrics)."""
+
+    id = fields.Integer()
+    name = fields.String()
+    description = fields.String(allow_none=True)
+    song_count = fields.Integer()
+    songs = fields.List(fields.Nested(SongSummarySchema))
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+    @ma.pre_dump
+    def _flatten(self, playlist, **_kwargs):
+        songs = [entry.song for entry in playlist.entries]
+        return {"id": playlist.id, "name": playlist.name, "description": playlist.description,
+                "song_count": len(songs), "songs": songs, "created_at": playlist.created_at,
+                "updated_at": playlist.updated_at}
+
+
+class PlaylistPageSchema(ma.Schema):
+    """A page of playlists."""
+
+    playlists = fields.List(fields.Nested(PlaylistSchema))
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
+
+
+class AnalysisRecordSchema(ma.Schema):
+    """A stored analysis (an `analysis_results` row): legacy columns, v3.1 columns, full result."""
+
+    id = fields.Integer()
+    song_id = fields.Integer()
+    status = fields.String()
+    score = fields.Float(allow_none=True)
+    concern_level = fields.String(allow_none=True)
+    explanation = fields.String(allow_none=True)
+    themes = fields.List(fields.Dict(), allow_none=True)
+    concerns = fields.List(fields.Dict(), allow_none=True)
+    purity_flags_details = fields.List(fields.Dict(), allow_none=True)
+    positive_themes_identified = fields.List(fields.Dict(), allow_none=True)
+    biblical_themes = fields.List(fields.Dict(), allow_none=True)
+    supporting_scripture = fields.List(fields.Dict(), allow_none=True)
+    problematic_content = fields.Dict(allow_none=True)
+    verdict = fields.String(allow_none=True)
+    purity_score = fields.Float(allow_none=True)
+    formation_risk = fields.String(allow_none=True)
+    doctrinal_clarity = fields.String(allow_none=True)
+    confidence = fields.Float(allow_none=True)
+    needs_review = fields.Boolean(allow_none=True)
+    narrative_voice = fields.String(allow_none=True)
+    lament_filter_applied = fields.Boolean(allow_none=True)
+    framework_data = fields.Dict(allow_none=True)
+    error_message = fields.String(allow_none=True)
+    model_version = fields.String(allow_none=True)
+    from_cache = fields.Boolean()
+    job_id = fields.Integer(allow_none=True)
+    analyzed_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    result = fields.Nested(AnalysisResultSchema, allow_none=True,
+                           metadata={"description": "The full AnalysisResult.to_dict()"})
+
+
+class LegacyAnalyzeSchema(ma.Schema):
+    """Legacy: the outcome of analysing one stored song."""
+
+    success = fields.Boolean()
+    message = fields.String()
+    song_id = fields.Integer()
+    status = fields.String()
+    cached = fields.Boolean()
+    analysis = fields.Nested(AnalysisRecordSchema)
+
+
+class SongStatusSchema(ma.Schema):
+    """Legacy: a song's latest analysis; which keys appear depends on `status`."""
+
+    success = fields.Boolean()
+    song_id = fields.Integer()
+    completed = fields.Boolean()
+    has_analysis = fields.Boolean()
+    failed = fields.Boolean()
+    status = fields.String(metadata={"description": "completed, pending, failed or not_started"})
+    progress = fields.Float()
+    stage = fields.String()
+    score = fields.Float(allow_none=True)
+    concern_level = fields.String(allow_none=True)
+    message = fields.String()
+    error = fields.String(allow_none=True)
+    result = fields.Nested(AnalysisRecordSchema)
+    analysis = fields.Nested(AnalysisRecordSchema)
+
+
+class LegacySongSchema(ma.Schema):
+    """Legacy: a song as the web app names its fields."""
+
+    id = fields.Integer()
+    name = fields.String(attribute="title")
+    artist = fields.String()
+    album = fields.String(allow_none=True)
+    lyrics = fields.String()
+
+
+class SongAnalysisSchema(ma.Schema):
+    """Legacy: a song and its latest analysis (null when none)."""
+
+    song = fields.Nested(LegacySongSchema)
+    analysis = fields.Nested(AnalysisRecordSchema, allow_none=True)
+
+
+class JobCountsSchema(ma.Schema):
+    """A job's songs by status."""
+
+    completed = fields.Integer()
+    failed = fields.Integer()
+    pending = fields.Integer()
+    in_progress = fields.Integer()
+
+
+class StatusCountsSchema(JobCountsSchema):
+    """Songs by the status of their latest analysis; `not_started` when they have none."""
+
+    not_started = fields.Integer()
+
+
+class JobStartedSchema(ma.Schema):
+    """Legacy: a background batch was stored and handed to the runner."""
+
+    success = fields.Boolean()
+    message = fields.String()
+    job_id = fields.Integer()
+    playlist_id = fields.Integer(allow_none=True)
+    total_songs = fields.Integer()
+    eligible_songs = fields.Integer()
+    queued_count = fields.Integer()
+    analysis_type = fields.String()
+    status = fields.String()
+
+
+class ProgressSchema(ma.Schema):
+    """Legacy: progress over a playlist's songs or over every song."""
+
+    success = fields.Boolean()
+    active = fields.Boolean()
+    completed = fields.Boolean()
+    progress = fields.Float(metadata={"description": "0-100, one decimal"})
+    analyzed_count = fields.Integer(metadata={"description": "Songs whose analysis finished"})
+    total_count = fields.Integer()
+    message = fields.String()
+    playlist_id = fields.Integer()
+    detailed_status = fields.Nested(StatusCountsSchema)
+
+
+class JobSchema(ma.Schema):
+    """A background job and its progress."""
+
+    success = fields.Boolean()
+    id = fields.Integer()
+    job_id = fields.Integer()
+    kind = fields.String()
+    status = fields.String(metadata={"description": "queued, running, completed or failed"})
+    playlist_id = fields.Integer(allow_none=True)
+    force = fields.Boolean()
+    model_version = fields.String()
+    total_songs = fields.Integer()
+    eligible_songs = fields.Integer()
+    counts = fields.Nested(JobCountsSchema)
+    progress = fields.Float()
+    completed = fields.Boolean()
+    error_message = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+
+
+class DiagnosticsSchema(ma.Schema):
+    """Legacy: model and system state."""
+
+    success = fields.Boolean()
+    diagnostics = fields.Dict()
+
+
+class AnalyzerStateSchema(ma.Schema):
+    """The outcome of loading (warm) or reloading the analyzer."""
+
+    success = fields.Boolean()
+    message = fields.String()
+    model_version = fields.String(allow_none=True)
+    analyzer = fields.Dict(metadata={"description": "The legacy get_analyzer_info() shape"})

@@ -1,0 +1,137 @@
+"""The marshmallow schemas: what they accept, refuse and default, and what they dump."""
+
+import pytest
+from marshmallow import ValidationError
+
+from app.api import MAX_ID
+from app.models import AnalysisRecord
+from app.schemas import (
+    AnalysisRecordSchema,
+    AnalysisResultSchema,
+    AnalyzeSchema,
+    BatchAnalyzeSchema,
+    ForceSchema,
+    PageQuerySchema,
+    PlaylistCreateSchema,
+    SongCreateSchema,
+)
+from app.services.analyzers.base import AnalysisResult, no_lyrics_result
+
+SONG = {"title": "Morning Mercy", "artist": "The Test Choir", "lyrics": "Hold me in the storm"}
+
+
+@pytest.fixture(autouse=True)
+def _context(app):
+    """Limits are read from `current_app.config`, so every test runs in an app context."""
+    with app.app_context():
+        yield
+
+
+def errors(schema, data) -> dict:
+    """The messages of the ValidationError that loading `data` must raise."""
+    with pytest.raises(ValidationError) as info:
+        schema.load(data)
+    return info.value.messages
+
+
+def test_analyze_defaults():
+    assert AnalyzeSchema().load(SONG) == {**SONG, "user_id": None, "force": False}
+
+
+@pytest.mark.parametrize("lyrics", ["", " ", "\n\n"])
+def test_lyrics_may_be_empty(lyrics):
+    assert AnalyzeSchema().load({**SONG, "lyrics": lyrics})["lyrics"] == lyrics
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("title", "", "Must not be blank."),
+    ("title", "\t ", "Must not be blank."),
+    ("artist", "x" * 301, "At most 300 characters (MAX_ARTIST_LENGTH); got 301."),
+    ("lyrics", "x" * 20_001, "At most 20000 characters (MAX_LYRICS_LENGTH); got 20001."),
+    ("lyrics", "a\x00b", "Must not contain NUL characters."),
+    ("title", "\udfff", "Must be valid Unicode (no lone surrogates)."),
+    ("title", 1, "Not a valid string."),
+    ("user_id", 0, "Must be greater than or equal to 1 and less than or equal to "
+                   f"{MAX_ID}."),
+    ("user_id", 1.5, "Not a valid integer."),
+    ("user_id", True, "Not a valid integer."),
+    ("force", "perhaps", "Not a valid boolean."),
+])
+def test_analyze_refuses(field, value, message):
+    assert errors(AnalyzeSchema(), {**SONG, field: value}) == {field: [message]}
+
+
+def test_unknown_fields_are_refused():
+    assert errors(AnalyzeSchema(), {**SONG, "genre": "folk"}) == {"genre": ["Unknown field."]}
+
+
+def test_limits_follow_the_config(app):
+    app.config["MAX_TITLE_LENGTH"] = 4
+    assert "MAX_TITLE_LENGTH" in errors(SongCreateSchema(), {**SONG, "title": "Hello"})["title"][0]
+    app.config["MAX_BATCH_SIZE"] = 1
+    assert "songs" in errors(BatchAnalyzeSchema(), {"songs": [SONG, SONG]})
+
+
+def test_song_create_has_no_user_or_force():
+    assert SongCreateSchema().load({**SONG, "album": None}) == {**SONG, "album": None}
+    assert set(errors(SongCreateSchema(), {**SONG, "force": True})) == {"force"}
+
+
+@pytest.mark.parametrize("body, valid", [
+    ({"name": "P", "songs": [SONG]}, True),
+    ({"name": "P", "song_ids": [1, 2]}, True),
+    ({"name": "P", "song_ids": []}, True),
+    ({"name": "P"}, False),
+    ({"name": "P", "songs": [SONG], "song_ids": [1]}, False),
+    ({"name": "P", "song_ids": [1, -2]}, False),
+    ({"name": "P", "song_ids": [MAX_ID + 1]}, False),
+    ({"name": "P", "songs": [{**SONG, "lyrics": 1}]}, False),
+])
+def test_playlist_either_songs_or_ids(body, valid):
+    if valid:
+        assert PlaylistCreateSchema().load(body)["name"] == "P"
+    else:
+        with pytest.raises(ValidationError):
+            PlaylistCreateSchema().load(body)
+
+
+def test_playlist_neither_names_both_fields():
+    messages = errors(PlaylistCreateSchema(), {"name": "P"})
+    assert messages == {"songs": ["Give either songs or song_ids."],
+                        "song_ids": ["Give either songs or song_ids."]}
+
+
+@pytest.mark.parametrize("query, loaded", [
+    ({}, {"page": 1, "per_page": 20}),
+    ({"page": "3", "per_page": "100"}, {"page": 3, "per_page": 100}),
+])
+def test_page_query(query, loaded):
+    assert PageQuerySchema().load(query) == loaded
+
+
+@pytest.mark.parametrize("query", [{"page": "0"}, {"per_page": "101"}, {"page": "two"}])
+def test_page_query_refuses(query):
+    with pytest.raises(ValidationError):
+        PageQuerySchema().load(query)
+
+
+@pytest.mark.parametrize("body, force", [({}, False), ({"force": True}, True),
+                                         ({"force": "true"}, True), ({"force": 0}, False)])
+def test_force(body, force):
+    assert ForceSchema().load(body) == {"force": force}
+
+
+def test_result_schema_dumps_every_key_of_to_dict():
+    result = no_lyrics_result("Quiet Interlude", "A", "", 3).to_dict()
+    assert AnalysisResultSchema().dump(result) == result
+
+
+def test_result_schema_fields_match_the_dataclass():
+    fields = set(AnalysisResult.__dataclass_fields__) | {"recommendation"}
+    assert set(AnalysisResultSchema().fields) == fields
+
+
+def test_record_schema_fields_are_columns():
+    columns = set(AnalysisRecord.__table__.columns.keys())
+    internal = {"attempts", "claimed_by", "lease_expires_at", "enqueued_at", "lyrics_hash"}
+    assert set(AnalysisRecordSchema().fields) == columns - internal
