@@ -34,12 +34,14 @@ def create_app(config_class: type = Config) -> Flask:
     from app.errors import SelahApi, register_error_handlers
     from app.metrics import init_metrics
     from app.runners import init_runner
+    from app.services.analysis import ResultCache
     from app.services.model_store import ModelStore
 
     api = SelahApi(app)
     register_blueprints(app, api)
     register_error_handlers(app)
     app.extensions["selah.model_store"] = ModelStore(_backend(app.config), app.config)
+    app.extensions["selah.result_cache"] = ResultCache(app.config["RESULT_CACHE_SIZE"])
     init_metrics(app)
     init_runner(app)
     return app

@@ -13,8 +13,8 @@ def env_str(name: str, default: str) -> str:
     return value or default
 
 
-def env_int(name: str, default: int, minimum: int = 0) -> int:
-    """The variable `name` as an int of at least `minimum`; a bad value fails at start-up."""
+def env_int(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+    """The variable `name` as an int in [minimum, maximum]; a bad value fails at start-up."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
@@ -24,6 +24,8 @@ def env_int(name: str, default: int, minimum: int = 0) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -79,12 +81,15 @@ class Config:
     # ANALYZER_BACKEND.
     ANALYZER_CLASS = None
 
+    # Inline analyses (POST /api/analyze) remembered in memory, per model version; 0 disables.
+    RESULT_CACHE_SIZE = env_int("RESULT_CACHE_SIZE", 4096, minimum=0)
+
     # Admin routes are refused while this is empty.
     ADMIN_TOKEN = env_str("ADMIN_TOKEN", "")
 
-    # Input limits.
-    MAX_TITLE_LENGTH = env_int("MAX_TITLE_LENGTH", 300, minimum=1)
-    MAX_ARTIST_LENGTH = env_int("MAX_ARTIST_LENGTH", 300, minimum=1)
+    # Input limits. Titles and artists are stored in 300-character columns.
+    MAX_TITLE_LENGTH = env_int("MAX_TITLE_LENGTH", 300, minimum=1, maximum=300)
+    MAX_ARTIST_LENGTH = env_int("MAX_ARTIST_LENGTH", 300, minimum=1, maximum=300)
     MAX_LYRICS_LENGTH = env_int("MAX_LYRICS_LENGTH", 20_000, minimum=1)
     MAX_BATCH_SIZE = env_int("MAX_BATCH_SIZE", 500, minimum=1)
     MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 2 * 1024 * 1024, minimum=1024)

@@ -85,7 +85,8 @@ def analysis_service():
     from app.services.analysis import AnalysisService
 
     return AnalysisService(db.session, model_store(), current_app.extensions.get("selah.metrics"),
-                           current_app.config["JOB_LEASE_SECONDS"])
+                           current_app.config["JOB_LEASE_SECONDS"],
+                           current_app.extensions["selah.result_cache"])
 
 
 def job_service():

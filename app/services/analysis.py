@@ -7,8 +7,10 @@ column and the v3.1 columns filled. Takes a SQLAlchemy session; never imports Fl
 
 import hashlib
 import re
+import threading
 import time
 import unicodedata
+from collections import OrderedDict
 from datetime import timedelta
 
 from sqlalchemy import or_, select, update
@@ -29,6 +31,11 @@ def normalise_lyrics(text: str) -> str:
 def lyrics_hash(text: str) -> str:
     """SHA-256 hex of the normalised lyrics."""
     return hashlib.sha256(normalise_lyrics(text).encode("utf-8")).hexdigest()
+
+
+def _analysable(lyrics: str) -> bool:
+    """False for lyrics the no-lyrics rule answers (by title, so never cached by lyrics)."""
+    return len((lyrics or "").strip()) > MIN_LYRICS_CHARS
 
 
 def apply_result(record: AnalysisRecord, result: AnalysisResult, model_version: str) -> None:
@@ -71,12 +78,48 @@ def apply_result(record: AnalysisRecord, result: AnalysisResult, model_version: 
     record.lease_expires_at = None
 
 
+class ResultCache:
+    """A bounded, thread-safe LRU of `to_dict()` results keyed by (lyrics hash, model version).
+
+    Serves inline analyses (`POST /api/analyze`), which have no stored song to cache against;
+    the model is deterministic, so a hit is the answer the model would give again.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self._items: OrderedDict[tuple[str, str], dict] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> dict | None:
+        """The cached result for `key`, or None."""
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: tuple[str, str], value: dict) -> None:
+        """Remember `value`, evicting the least recently used beyond `size`."""
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 class AnalysisService:
     """Analyses songs with the store's analyzer, through the cache, into the database."""
 
-    def __init__(self, session: Session, store, metrics=None, lease_seconds: float = 120.0):
+    def __init__(self, session: Session, store, metrics=None, lease_seconds: float = 120.0,
+                 result_cache: ResultCache | None = None):
         self.session = session
         self.store = store
+        self.result_cache = result_cache
         self.metrics = metrics
         self.lease = timedelta(seconds=lease_seconds)
 
@@ -87,10 +130,11 @@ class AnalysisService:
         analyzer = self.store.get()
         results: list[AnalysisResult | None] = [None] * len(songs)
         todo: list[int] = []
+        version = analyzer.model_version
         for index, song in enumerate(songs):
-            cached = None if force else self._cached(song["lyrics"], analyzer.model_version)
+            cached = None if force else self._cached_inline(song["lyrics"], version)
             if cached is not None:
-                result = AnalysisResult.from_dict(cached.result)
+                result = AnalysisResult.from_dict(cached)
                 result.title, result.artist = song["title"], song["artist"]
                 result.user_id = song.get("user_id")
                 results[index] = result
@@ -101,7 +145,20 @@ class AnalysisService:
             fresh = self._run([songs[i] for i in todo], analyzer)
             for index, result in zip(todo, fresh):
                 results[index] = result
+                lyrics = songs[index]["lyrics"]
+                if self.result_cache is not None and result.is_successful() and _analysable(lyrics):
+                    self.result_cache.put((lyrics_hash(lyrics), version), result.to_dict())
         return results  # type: ignore[return-value]
+
+    def _cached_inline(self, lyrics: str, version: str) -> dict | None:
+        if not _analysable(lyrics):
+            return None
+        if self.result_cache is not None:
+            hit = self.result_cache.get((lyrics_hash(lyrics), version))
+            if hit is not None:
+                return hit
+        stored = self._cached(lyrics, version)
+        return stored.result if stored is not None else None
 
     # -- stored songs ----------------------------------------------------------------------------
 
@@ -213,8 +270,8 @@ class AnalysisService:
     # -- helpers ---------------------------------------------------------------------------------
 
     def _cached(self, lyrics: str, version: str, exclude: int | None = None):
-        if len((lyrics or "").strip()) <= MIN_LYRICS_CHARS:
-            return None  # the no-lyrics rule depends on the title, not the lyrics
+        if not _analysable(lyrics):
+            return None
         query = select(AnalysisRecord).where(
             AnalysisRecord.lyrics_hash == lyrics_hash(lyrics),
             AnalysisRecord.model_version == version,

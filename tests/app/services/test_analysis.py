@@ -159,3 +159,39 @@ def test_inline_batch_uses_the_cache(ctx, add_song):
     assert FakeAnalyzer.calls == calls + 1
     assert results[0].title == "Inline" and results[0].get_final_score() == stored.score
     assert results[1].title == "Other"
+
+
+def test_inline_analyses_are_remembered_per_model_version(ctx):
+    from app.services.analysis import ResultCache
+
+    store = ModelStore(FakeAnalyzer, {})
+    store.get()
+    cache = ResultCache(2)
+    service = AnalysisService(ctx, store, result_cache=cache)
+    song = {"title": "Inline", "artist": "B", "lyrics": "Sing a new song unto the Lord of all"}
+    first = service.analyze_batch([song])[0]
+    calls = FakeAnalyzer.calls
+    again = service.analyze_batch([{**song, "title": "Renamed"}])[0]
+    assert FakeAnalyzer.calls == calls and again.title == "Renamed"
+    assert again.get_final_score() == first.get_final_score()
+    service.analyze_batch([song], force=True)
+    assert FakeAnalyzer.calls == calls + 1
+    other = ModelStore(FakeAnalyzer, {"FAKE_MODEL_VERSION": "fake-2"})
+    other.get()
+    calls = FakeAnalyzer.calls
+    AnalysisService(ctx, other, result_cache=cache).analyze_batch([song])
+    assert FakeAnalyzer.calls == calls + 1  # a new model version is not served the old answer
+
+
+def test_result_cache_evicts_the_least_recently_used():
+    from app.services.analysis import ResultCache
+
+    cache = ResultCache(2)
+    cache.put(("a", "v"), {"n": 1})
+    cache.put(("b", "v"), {"n": 2})
+    assert cache.get(("a", "v")) == {"n": 1}
+    cache.put(("c", "v"), {"n": 3})
+    assert cache.get(("b", "v")) is None and len(cache) == 2
+    disabled = ResultCache(0)
+    disabled.put(("a", "v"), {"n": 1})
+    assert disabled.get(("a", "v")) is None
