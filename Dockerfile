@@ -1,0 +1,40 @@
+# Selah: the lyric analysis service, served by gunicorn on $PORT (5000).
+#   docker build -t selah .
+#   docker run -p 5000:5000 -v selah-data:/srv/selah/instance selah
+# The embedded SQLite database lives in /srv/selah/instance; set DATABASE_URL for PostgreSQL.
+FROM python:3.11-slim
+
+# PyTorch, for the gptoss backend's model (not needed yet: this build has no model code, and the
+# service answers 503 until a checkpoint exists). The model issue sets TORCH_VERSION; the CPU-only
+# wheel comes from PyTorch's own index, because the PyPI wheel pulls in gigabytes of CUDA.
+#   docker build --build-arg TORCH_VERSION=2.x.y -t selah .
+ARG TORCH_VERSION=""
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PORT=5000
+
+RUN useradd --create-home --uid 1000 selah
+WORKDIR /srv/selah
+
+RUN if [ -n "$TORCH_VERSION" ]; then \
+        pip install --index-url "$TORCH_INDEX_URL" "torch==$TORCH_VERSION"; \
+    fi
+
+# An editable install, run from the source tree: the app finds migrations/ beside app/ (and,
+# later, its embedded checkpoint under app/), and Flask's instance folder is /srv/selah/instance.
+COPY pyproject.toml README.md ./
+COPY app ./app
+COPY migrations ./migrations
+COPY wsgi.py gunicorn.conf.py boot.sh ./
+RUN pip install -e . \
+    && mkdir -p instance \
+    && chown selah:selah instance
+
+USER selah
+EXPOSE 5000
+VOLUME ["/srv/selah/instance"]
+CMD ["./boot.sh"]

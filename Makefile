@@ -1,0 +1,34 @@
+# make serve: install and run the service on http://127.0.0.1:5000 (embedded SQLite by default).
+# make test:  install with the test extras and run the whole suite.
+
+PYTHON ?= python3
+VENV ?= .venv
+PORT ?= 5000
+BIN := $(VENV)/bin
+
+.PHONY: serve test migrate clean
+
+serve: $(VENV)/.installed-serve
+	PATH="$(abspath $(BIN)):$$PATH" PORT=$(PORT) ./boot.sh
+
+test: $(VENV)/.installed-test
+	$(BIN)/pytest
+
+# Apply the migrations only (boot.sh does this before serving).
+migrate: $(VENV)/.installed-serve
+	$(BIN)/flask --app app:create_app db upgrade
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Stamps: reinstall when pyproject.toml changes. The test install is a superset of the serve one.
+$(VENV)/.installed-serve: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed-serve
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
