@@ -4,6 +4,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 PORT ?= 5000
+# The CPU build of PyTorch; an unpinned torch on Linux pulls a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
 .PHONY: serve test migrate clean
@@ -23,11 +25,13 @@ $(BIN)/python:
 
 # Stamps: reinstall when pyproject.toml changes. The test install is a superset of the serve one.
 $(VENV)/.installed-serve: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet '$(TORCH_SPEC)'
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet '$(TORCH_SPEC)'
+	$(BIN)/pip install --quiet -e '.[training,test]'
 	touch $@ $(VENV)/.installed-serve
 
 clean:
