@@ -4,11 +4,10 @@
 # The embedded SQLite database lives in /srv/selah/instance; set DATABASE_URL for PostgreSQL.
 FROM python:3.11-slim
 
-# PyTorch, for the gptoss backend's model (not needed yet: this build has no model code, and the
-# service answers 503 until a checkpoint exists). The model issue sets TORCH_VERSION; the CPU-only
-# wheel comes from PyTorch's own index, because the PyPI wheel pulls in gigabytes of CUDA.
+# PyTorch for the gptoss backend's model, installed before the package so that pip keeps it: the
+# CPU-only wheel from PyTorch's own index, because the PyPI wheel pulls in gigabytes of CUDA.
 #   docker build --build-arg TORCH_VERSION=2.x.y -t selah .
-ARG TORCH_VERSION=""
+ARG TORCH_VERSION="2.13.0"
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -24,10 +23,12 @@ RUN if [ -n "$TORCH_VERSION" ]; then \
         pip install --index-url "$TORCH_INDEX_URL" "torch==$TORCH_VERSION"; \
     fi
 
-# An editable install, run from the source tree: the app finds migrations/ beside app/ (and,
-# later, its embedded checkpoint under app/), and Flask's instance folder is /srv/selah/instance.
+# An editable install, run from the source tree: the app finds migrations/ beside app/ and its
+# embedded checkpoint under app/checkpoints/; the student's model code and label schema live in
+# training/; Flask's instance folder is /srv/selah/instance.
 COPY pyproject.toml README.md ./
 COPY app ./app
+COPY training ./training
 COPY migrations ./migrations
 COPY wsgi.py gunicorn.conf.py boot.sh ./
 RUN pip install -e . \
