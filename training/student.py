@@ -55,8 +55,10 @@ HEAD_SPECS: tuple[HeadSpec, ...] = (
 
 
 def song_text(title: str, artist: str, lyrics: str) -> str:
-    """What the student reads: title, artist, then the lyrics."""
-    return f"{title}\n{artist}\n\n{lyrics}"
+    """What the student reads: title, artist, then the lyrics (a lone surrogate, which the
+    tokenizer cannot encode, becomes U+FFFD)."""
+    text = f"{title}\n{artist}\n\n{lyrics}"
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 class Featurizer:

@@ -1,0 +1,472 @@
+"""`python -m training.distill --config FILE`: train the student (`training.student`) by distillation.
+
+    python -m training.distill --config training/configs/embedded.yaml --out runs/embedded
+
+Every head learns from its teacher (`training.targets`: a teacher-labels file, else the gold labels
+as one-hot, plus the offline sentiment/emotion/safety tools) with the KD losses of
+`training.losses`. The loop runs on `accelerate` (CPU here, CUDA or MPS elsewhere): AdamW with one
+group for the backbone and one for the heads, linear warmup then decay, gradient clipping and
+accumulation, a seeded data order. Each epoch is evaluated on the validation songs
+(`training.predict`), the best checkpoint goes to OUT/best (`save_student`, metadata included) and
+the full training state to OUT/last, from which an interrupted run resumes exactly. TensorBoard
+logs go to OUT/tb, the resolved config to OUT/config.yaml, per-epoch results to OUT/history.json.
+
+Splits: `fold:K/N` trains on the other folds of N-fold CV over the non-holdout songs and validates
+on fold K; `holdout` trains on all non-holdout songs and validates on the holdout; `all` trains on
+every song and validates on a seeded slice of them (also trained on: a fit check only).
+"""
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training.train_state import (changed_settings, file_sha256, has_training_state,
+                                  load_training_state, save_training_state)
+from training.config import ConfigError, option, parse_config, save_config
+from training.data import holdout_split, kfold, read_examples
+from training.deps import require
+from training.features import (FeatureStore, apply_freeze, cache_agrees, collate, frozen_features,
+                               injected, resolve_backbone, set_train_mode, song_key)
+from training.predict import decode_logits, evaluate_predictions
+from training.student import HEAD_SPECS, Featurizer, build_student, save_student
+from training.targets import (ONE_HOT, build_targets, head_losses, label_counts, load_signals,
+                              read_teacher_labels)
+
+PROG = "python -m training.distill"
+SELECT = {"verdict_macro_f1": 1, "verdict_accuracy": 1, "score_mae": -1, "last": 0}
+# Settings that do not change what a run computes; a resumed run may differ in these.
+RUNTIME_SETTINGS = {"progress", "num_threads", "save_every", "stop_after_steps", "resume",
+                    "feature_cache", "signals_cache", "eval_batch_size", "out"}
+
+
+class DistillError(RuntimeError):
+    """A run that cannot start or continue; the message says what to do."""
+
+
+def parse_split(text: str) -> tuple:
+    """`("fold", K, N)`, `("holdout",)` or `("all",)`; ConfigError otherwise."""
+    if text in ("holdout", "all"):
+        return (text,)
+    if text.startswith("fold:"):
+        try:
+            k, n = (int(part) for part in text[5:].split("/"))
+        except ValueError:
+            k = n = -1
+        if n >= 2 and 0 <= k < n:
+            return ("fold", k, n)
+    raise ConfigError(f"split must be fold:K/N (0 <= K < N, N >= 2), holdout or all; got {text!r}")
+
+
+@dataclass
+class DistillConfig:
+    """Settings of one distillation run."""
+
+    data: str | None = option(None, "labelled JSONL file (training, evaluation or chat format)")
+    out: str | None = option(None, "output folder: best/, last/, tb/, config.yaml, history.json")
+    backbone: str | None = option("packaged:all-MiniLM-L6-v2", "local folder, hub id, or "
+                                  "packaged:all-MiniLM-L6-v2 (the model a pip package ships)")
+    pooling: str = option("auto", "song vector: mean, last_token, or auto (by architecture)",
+                          choices=("auto", "mean", "last_token"))
+    max_length: int = option(256, "tokens per window", minimum=16, maximum=32768)
+    stride: int = option(32, "tokens of overlap between windows", minimum=0)
+    dropout: float = option(0.1, "dropout on the song vector before the heads",
+                            minimum=0.0, maximum=0.9)
+    epochs: int = option(4, "passes over the training songs", minimum=1, maximum=1000)
+    batch_size: int = option(16, "songs per micro-batch", minimum=1, maximum=4096)
+    grad_accumulation: int = option(1, "micro-batches per optimizer step", minimum=1, maximum=1024)
+    lr_backbone: float = option(5e-5, "peak learning rate of the trained backbone layers",
+                                minimum=0.0, maximum=1.0)
+    lr_heads: float = option(2e-3, "peak learning rate of the heads", minimum=0.0, maximum=1.0)
+    weight_decay: float = option(0.01, "AdamW weight decay", minimum=0.0, maximum=1.0)
+    warmup_ratio: float = option(0.1, "share of steps with linear warmup (then linear decay)",
+                                 minimum=0.0, maximum=1.0)
+    max_grad_norm: float = option(1.0, "gradient clipping norm (0: none)", minimum=0.0)
+    trainable_layers: int = option(2, "top transformer layers to fine-tune (0: frozen backbone, "
+                                   "-1: all, embeddings included)", minimum=-1, maximum=1000)
+    cache_frozen: bool = option(True, "compute the frozen part once per song and reuse it")
+    feature_cache: str | None = option(None, "folder keeping frozen features across runs")
+    temperature: float = option(4.0, "KD temperature T", minimum=0.01, maximum=100.0)
+    alpha: float = option(0.7, "weight of the KD term (1 - alpha: hard labels)",
+                          minimum=0.0, maximum=1.0)
+    loss_weights: list[str] = option([], "per-head loss weights NAME=WEIGHT (others weigh 1)")
+    seed: int = option(0, "seed of initialisation, dropout and data order", minimum=0)
+    split: str = option("holdout", "fold:K/N, holdout or all (see the module docstring)")
+    split_seed: int = option(0, "seed of the holdout/fold assignment", minimum=0)
+    holdout: float = option(0.15, "share of songs kept out as holdout", minimum=0.0, maximum=0.5)
+    val_fraction: float = option(0.1, "split all: share of (trained-on) songs evaluated",
+                                 minimum=0.01, maximum=1.0)
+    teacher_labels: str | None = option(None, "teacher-labels JSONL (default: gold as one-hot)")
+    signals_cache: str | None = option(None, "sentiment/emotion/safety cache (OUT/signals.jsonl)")
+    select_metric: str = option("verdict_macro_f1", "how OUT/best is chosen (last: final epoch)",
+                                choices=tuple(SELECT))
+    save_every: int = option(0, "also save OUT/last every N optimizer steps (0: each epoch)",
+                             minimum=0)
+    stop_after_steps: int | None = option(None, "stop after N optimizer steps, OUT/last saved "
+                                          "(run again to resume)", minimum=1)
+    resume: bool = option(True, "continue from OUT/last when it exists")
+    eval_batch_size: int = option(16, "songs per evaluation batch", minimum=1, maximum=4096)
+    num_threads: int = option(0, "CPU threads (0: all cores)", minimum=0, maximum=1024)
+    device: str = option("auto", "auto, cpu, cuda or mps", choices=("auto", "cpu", "cuda", "mps"))
+    mixed_precision: str = option("no", "autocast dtype", choices=("no", "bf16", "fp16"))
+    progress: bool = option(True, "show progress bars")
+
+    def validate(self) -> None:
+        """Settings that need each other."""
+        for name in ("data", "out", "backbone"):
+            if not getattr(self, name):
+                raise ConfigError(f"{name} is required (--{name})")
+        parse_split(self.split)
+        self.head_weights()
+        if self.stride >= self.max_length // 2:
+            raise ConfigError(f"stride {self.stride} must be under half of max_length "
+                              f"{self.max_length}")
+
+    def head_weights(self) -> dict[str, float]:
+        """`{head: loss weight}` from `loss_weights`."""
+        weights = {spec.name: 1.0 for spec in HEAD_SPECS}
+        for item in self.loss_weights:
+            name, _, value = item.partition("=")
+            try:
+                weight = float(value)
+            except ValueError:
+                weight = -1.0
+            if name not in weights or weight < 0:
+                raise ConfigError(f"loss_weights entry {item!r} must be NAME=WEIGHT >= 0 with NAME "
+                                  f"one of {', '.join(weights)}")
+            weights[name] = weight
+        return weights
+
+
+def split_examples(examples: list, config: DistillConfig) -> tuple[list, list, str]:
+    """(training songs, validation songs, a sentence saying what the validation songs are)."""
+    kind = parse_split(config.split)
+    if kind[0] == "fold":
+        train, val = kfold(examples, kind[2], config.holdout, config.split_seed)[kind[1]]
+        return train, val, (f"fold {kind[1]} of {kind[2]}-fold CV over the non-holdout songs "
+                            f"(holdout {config.holdout}, split seed {config.split_seed})")
+    if kind[0] == "holdout":
+        train, val = holdout_split(examples, config.holdout, config.split_seed)
+        return train, val, (f"train on the non-holdout songs, validate on the {config.holdout} "
+                            f"holdout (split seed {config.split_seed})")
+    ranked = sorted(examples, key=lambda e: hashlib.sha256(
+        f"{config.split_seed}:{e.song_id}".encode()).hexdigest())
+    val = ranked[:max(1, round(len(examples) * config.val_fraction))]
+    return list(examples), val, ("train on every song; validation is a seeded slice of the "
+                                 "training songs (a fit check, not a generalisation estimate)")
+
+
+class Distiller:
+    """One run: `setup()` loads data, targets, model, caches and optimizer; `train()` trains."""
+
+    def __init__(self, config: DistillConfig, store: FeatureStore | None = None,
+                 argv: list[str] | None = None):
+        self.config = config
+        self.store = store or FeatureStore(config.feature_cache)
+        self.argv = argv
+        self.out = Path(config.out)
+
+    def run(self) -> dict:
+        """Set up and train; the run's summary (best and last epoch, history)."""
+        self.setup()
+        return self.train()
+
+    # -- setup ---------------------------------------------------------------------------------
+    def _fail_fast(self) -> None:
+        c = self.config
+        for module, purpose in (("accelerate", "the training loop"), ("tqdm", "progress bars"),
+                                ("tensorboard", "TensorBoard logs (OUT/tb)")):
+            require(module, purpose)
+        if not Path(c.data).is_file():
+            raise DistillError(f"data file {c.data} not found; pass --data FILE")
+        if c.teacher_labels and not Path(c.teacher_labels).is_file():
+            raise DistillError(f"teacher labels {c.teacher_labels} not found")
+        if c.device == "cuda" and not torch.cuda.is_available():
+            raise DistillError("--device cuda but torch sees no CUDA device; use --device cpu")
+        if c.device == "mps" and not torch.backends.mps.is_available():
+            raise DistillError("--device mps but MPS is not available; use --device cpu")
+        cpu = c.device == "cpu" or (c.device == "auto" and not torch.cuda.is_available())
+        if c.mixed_precision == "fp16" and cpu:
+            raise DistillError("fp16 autocast needs a GPU; use --mixed-precision bf16 or no")
+        try:
+            self.backbone_path = resolve_backbone(c.backbone)
+        except ValueError as exc:
+            raise DistillError(str(exc)) from None
+
+    def setup(self) -> None:
+        """Everything before the first step (fails before loading weights where it can)."""
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+
+        c = self.config
+        self._fail_fast()
+        self.out.mkdir(parents=True, exist_ok=True)
+        save_config(c, self.out / "config.yaml", self.argv, PROG)
+        examples, _ = read_examples(c.data)
+        self.data_sha256 = file_sha256(c.data)
+        self.train_examples, self.val_examples, self.split_note = split_examples(examples, c)
+        train_ids = {e.song_id for e in self.train_examples}
+        self.songs = self.train_examples + [e for e in self.val_examples
+                                            if e.song_id not in train_ids]
+        self.row = {e.song_id: i for i, e in enumerate(self.songs)}
+        teacher = read_teacher_labels(c.teacher_labels) if c.teacher_labels else None
+        signals = load_signals(self.songs, c.signals_cache or self.out / "signals.jsonl")
+        self.targets = build_targets(self.songs, signals, teacher)
+        self.teacher_note = (ONE_HOT if teacher is None else
+                             f"teacher labels {teacher.path}: {json.dumps(teacher.provenance)}")
+        torch.set_num_threads(c.num_threads or os.cpu_count() or 1)
+        set_seed(c.seed)
+        self.accelerator = Accelerator(cpu=c.device == "cpu", mixed_precision=c.mixed_precision)
+        model, self.tokenizer = build_student(self.backbone_path, c.pooling, dropout=c.dropout)
+        try:
+            self.plan = apply_freeze(model, c.trainable_layers)
+        except ValueError as exc:
+            raise DistillError(str(exc)) from None
+        self.featurizer = Featurizer(self.tokenizer, c.max_length, c.stride)
+        self.encoded = [{k: v for k, v in self.featurizer([e.song()]).items()
+                         if k in ("input_ids", "attention_mask")} for e in self.songs]
+        self.pad_id = self.tokenizer.pad_token_id
+        model.to(self.accelerator.device)
+        self.cache_kind = self.plan.cache_kind if c.cache_frozen else None
+        self.frozen = self._frozen_features(model) if self.cache_kind else None
+        self.model, self.optimizer = self.accelerator.prepare(model, self._optimizer(model))
+        self.steps_per_epoch = math.ceil(math.ceil(len(self.train_examples) / c.batch_size)
+                                         / c.grad_accumulation)
+        total = self.steps_per_epoch * c.epochs
+        warmup = round(total * c.warmup_ratio)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: (step + 1) / warmup if step < warmup
+            else max(0.0, (total - step) / max(1, total - warmup)))
+        self.state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [],
+                      "best": None, "loss_sums": {}, "epoch_seconds": 0.0}
+        if c.resume and has_training_state(self.out / "last"):
+            self._resume()
+
+    def _optimizer(self, model) -> torch.optim.Optimizer:
+        heads = list(model.heads.parameters())
+        head_ids = {id(p) for p in heads}
+        backbone = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
+        groups = [{"params": heads, "lr": self.config.lr_heads, "name": "heads"}]
+        if backbone:
+            groups.insert(0, {"params": backbone, "lr": self.config.lr_backbone,
+                              "name": "backbone"})
+        return torch.optim.AdamW(groups, weight_decay=self.config.weight_decay)
+
+    def _frozen_features(self, model) -> list[torch.Tensor] | None:
+        """The frozen part's output per song (None when the cache self-check fails)."""
+        keys = [song_key(e) for e in self.songs]
+        frozen = frozen_features(model, self.plan, self.featurizer, self.encoded, keys,
+                                 self.store, self.accelerator, self.config.eval_batch_size,
+                                 self.config.progress)
+        if self.cache_kind == "hidden" and not cache_agrees(model, self.plan, self.encoded[:3],
+                                                            frozen[:3], self.pad_id):
+            print(f"warning: cached frozen states of {type(model.backbone).__name__} do not "
+                  "reproduce its forward pass; training without the cache", file=sys.stderr)
+            self.cache_kind = None
+            return None
+        return frozen
+
+    # -- steps ---------------------------------------------------------------------------------
+    def forward(self, rows: list[int]) -> dict[str, torch.Tensor]:
+        """Head logits of some songs, through the frozen cache when there is one."""
+        device = self.accelerator.device
+        model = self.accelerator.unwrap_model(self.model)
+        with self.accelerator.autocast():
+            if self.cache_kind == "pooled":  # StudentModel.forward after encode
+                pooled = torch.stack([self.frozen[r] for r in rows]).to(device)
+                return {name: head(model.dropout(pooled)).float()
+                        for name, head in model.heads.items()}
+            hidden = [self.frozen[r] for r in rows] if self.cache_kind == "hidden" else None
+            batch = collate([self.encoded[r] for r in rows], self.pad_id, hidden)
+            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            if hidden is None:
+                return self.model(**batch)
+            with injected(model, self.plan.n_frozen, batch.pop("hidden")):
+                return self.model(**batch)
+
+    def evaluate(self, examples: list) -> dict:
+        """Validation metrics of the current weights (`training.predict` decoding)."""
+        self.model.eval()
+        rows = [self.row[e.song_id] for e in examples]
+        predictions = []
+        with torch.inference_mode():
+            for start in range(0, len(rows), self.config.eval_batch_size):
+                logits = self.forward(rows[start:start + self.config.eval_batch_size])
+                predictions.extend(decode_logits(logits, HEAD_SPECS))
+        return evaluate_predictions(examples, predictions)
+
+    def _batches(self, epoch: int) -> list[list[int]]:
+        """This epoch's micro-batches of training rows: a permutation seeded by (seed, epoch)."""
+        order = np.random.default_rng([self.config.seed, epoch]).permutation(
+            len(self.train_examples))
+        size = self.config.batch_size
+        return [[int(r) for r in order[i:i + size]] for i in range(0, len(order), size)]
+
+    def _step(self, micro: list[list[int]], weights: dict[str, float]) -> dict[str, float]:
+        """One optimizer step over some micro-batches (losses weighted by songs)."""
+        songs = sum(len(rows) for rows in micro)
+        logged: dict[str, float] = {}
+        for rows in micro:
+            logits = self.forward(rows)
+            targets = self.targets.take(torch.tensor(rows)).to(self.accelerator.device)
+            losses = head_losses(logits, targets, self.config.temperature, self.config.alpha)
+            total = sum(weights[name] * loss for name, loss in losses.items())
+            self.accelerator.backward(total * len(rows) / songs)
+            for name, loss in list(losses.items()) + [("total", total)]:
+                logged[name] = logged.get(name, 0.0) + loss.detach().item() * len(rows) / songs
+        if self.config.max_grad_norm > 0:
+            self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return logged
+
+    # -- loop ----------------------------------------------------------------------------------
+    def train(self) -> dict:
+        """Train from the current state to the last epoch (or `stop_after_steps`); the summary."""
+        from torch.utils.tensorboard import SummaryWriter
+        from tqdm.auto import tqdm
+
+        c, state = self.config, self.state
+        weights = c.head_weights()
+        writer = SummaryWriter(str(self.out / "tb"), purge_step=state["global_step"] or None)
+        try:
+            while state["epoch"] < c.epochs:
+                epoch = state["epoch"]
+                batches = self._batches(epoch)
+                bar = tqdm(total=self.steps_per_epoch, initial=state["step_in_epoch"],
+                           desc=f"epoch {epoch + 1}/{c.epochs}", disable=not c.progress)
+                for step in range(state["step_in_epoch"], self.steps_per_epoch):
+                    if c.stop_after_steps and state["global_step"] >= c.stop_after_steps:
+                        bar.close()
+                        return self._summary(interrupted=True)
+                    started = time.perf_counter()
+                    set_train_mode(self.accelerator.unwrap_model(self.model), self.plan)
+                    micro = batches[step * c.grad_accumulation:(step + 1) * c.grad_accumulation]
+                    logged = self._step(micro, weights)
+                    state["global_step"] += 1
+                    state["step_in_epoch"] = step + 1
+                    state["epoch_seconds"] += time.perf_counter() - started
+                    for name, value in logged.items():
+                        state["loss_sums"][name] = state["loss_sums"].get(name, 0.0) + value
+                        writer.add_scalar(f"loss/{name}", value, state["global_step"])
+                    for group in self.optimizer.param_groups:
+                        writer.add_scalar(f"lr/{group['name']}", group["lr"], state["global_step"])
+                    bar.set_postfix(loss=f"{logged['total']:.3f}")
+                    bar.update()
+                    stop = c.stop_after_steps and state["global_step"] >= c.stop_after_steps
+                    if stop or (c.save_every and state["global_step"] % c.save_every == 0):
+                        self._save_last()
+                    if stop:
+                        bar.close()
+                        return self._summary(interrupted=True)
+                bar.close()
+                self._end_epoch(epoch, writer)
+        finally:
+            writer.close()
+        return self._summary(interrupted=False)
+
+    def _end_epoch(self, epoch: int, writer) -> None:
+        """Evaluate, log, keep the best checkpoint, and save OUT/last at the epoch boundary."""
+        from tqdm.auto import tqdm
+
+        c, state = self.config, self.state
+        started = time.perf_counter()
+        metrics = self.evaluate(self.val_examples)
+        steps = max(1, state["step_in_epoch"])
+        record = {"epoch": epoch + 1, "train_seconds": round(state["epoch_seconds"], 2),
+                  "eval_seconds": round(time.perf_counter() - started, 2),
+                  "losses": {k: v / steps for k, v in sorted(state["loss_sums"].items())},
+                  "metrics": metrics}
+        state["history"].append(record)
+        for name, value in metrics.items():
+            if isinstance(value, (int, float)) and value is not None:
+                writer.add_scalar(f"val/{name}", value, state["global_step"])
+        for name, value in metrics["recall"].items():
+            writer.add_scalar(f"val/recall_{name}", value, state["global_step"])
+        direction = SELECT[c.select_metric]
+        value = metrics.get(c.select_metric, 0.0)
+        best = state["best"]
+        if best is None or direction == 0 or direction * (value - best["value"]) > 0:
+            state["best"] = {"epoch": epoch + 1, "value": value, "metric": c.select_metric,
+                             "metrics": metrics}
+            save_student(self.accelerator.unwrap_model(self.model), self.tokenizer,
+                         self.out / "best", self.featurizer, self._meta(record))
+        tqdm.write(f"epoch {epoch + 1}/{c.epochs}: loss {record['losses'].get('total', 0):.4f}, "
+                   f"val acc {metrics['verdict_accuracy']:.3f} macro-F1 "
+                   f"{metrics['verdict_macro_f1']:.3f} MAE {metrics['score_mae']:.2f} "
+                   f"({record['train_seconds']:.0f} s train, {record['eval_seconds']:.0f} s eval)",
+                   file=sys.stderr)
+        state.update(epoch=epoch + 1, step_in_epoch=0, loss_sums={}, epoch_seconds=0.0)
+        self._save_last()
+        (self.out / "history.json").write_text(json.dumps(state["history"], indent=2))
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _meta(self, record: dict) -> dict:
+        """What OUT/best's student.json says about how it was made."""
+        return {"config": dataclasses.asdict(self.config), "epoch": record["epoch"],
+                "metrics": record["metrics"], "select_metric": self.config.select_metric,
+                "data": str(self.config.data), "data_sha256": self.data_sha256,
+                "split": self.split_note, "n_train": len(self.train_examples),
+                "n_val": len(self.val_examples), "teacher": self.teacher_note,
+                "teacher_sources": self.targets.sources,
+                "label_counts": label_counts(self.train_examples),
+                "backbone": self.config.backbone, "trainable_layers": self.config.trainable_layers,
+                "frozen_cache": self.cache_kind,
+                "decoding": "verdict = argmax; score = sigmoid(score head) x 100 clamped into the "
+                            "predicted verdict's band (raw value: raw_score)"}
+
+    def _save_last(self) -> None:
+        """The full training state to OUT/last."""
+        save_training_state(
+            self.out / "last", self.accelerator.unwrap_model(self.model), self.tokenizer,
+            self.featurizer, self._meta({"epoch": self.state["epoch"], "metrics": None}),
+            {**self.state, "optimizer": self.optimizer.state_dict(),
+             "scheduler": self.scheduler.state_dict(), "config": dataclasses.asdict(self.config)})
+
+    def _resume(self) -> None:
+        """Continue from OUT/last: weights, optimizer, scheduler, counters and RNG state."""
+        last = self.out / "last"
+        saved = torch.load(last / "trainer_state.pt", weights_only=True)
+        changed = changed_settings(saved["config"], dataclasses.asdict(self.config),
+                                   RUNTIME_SETTINGS)
+        if changed:
+            raise DistillError(f"{last} was made with other settings ({'; '.join(changed)}); "
+                               "use another --out, or --no-resume to start over")
+        saved = load_training_state(last, self.accelerator.unwrap_model(self.model))
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        self.state = {k: saved[k] for k in self.state}
+
+    def _summary(self, interrupted: bool) -> dict:
+        history = self.state["history"]
+        seconds = [h["train_seconds"] for h in history]
+        summary = {"out": str(self.out), "split": self.split_note, "interrupted": interrupted,
+                   "epochs_done": self.state["epoch"], "global_step": self.state["global_step"],
+                   "best": self.state["best"], "last": history[-1] if history else None,
+                   "train_seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
+                   "n_train": len(self.train_examples), "n_val": len(self.val_examples),
+                   "history": history}
+        if not interrupted:
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m training.distill --config FILE [--flag value ...]`."""
+    config = parse_config(DistillConfig, argv, PROG, __doc__.split("\n\n")[0])
+    summary = Distiller(config, argv=argv).run()
+    print(json.dumps({k: summary[k] for k in ("out", "best", "train_seconds_per_epoch")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
