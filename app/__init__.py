@@ -48,10 +48,18 @@ def create_app(config_class: type = Config) -> Flask:
 
 
 def start_background(app: Flask) -> None:
-    """Start what a serving process runs beside requests: model load and job workers."""
+    """Start what a serving process runs beside requests: model load, job workers, the model
+    watcher (MODEL_WATCH_SECONDS) and the SIGHUP reload handler (main thread only)."""
+    from app.services.model_store import ModelWatcher, install_sighup_reload
+
+    store = app.extensions["selah.model_store"]
     if app.config["ANALYZER_LOAD_ON_START"]:
-        app.extensions["selah.model_store"].load_in_background()
+        store.load_in_background()
     app.extensions["selah.runner"].start()
+    if app.config["MODEL_WATCH_SECONDS"] > 0 and "selah.model_watcher" not in app.extensions:
+        app.extensions["selah.model_watcher"] = ModelWatcher(
+            store, app.config["MODEL_WATCH_SECONDS"]).start()
+    install_sighup_reload(store)
 
 
 def _backend(config):

@@ -77,6 +77,10 @@ class Config:
     ANALYZER_LOAD_ON_START = env_bool("ANALYZER_LOAD_ON_START", True)
     GPTOSS_MODEL_PATH = env_str("GPTOSS_MODEL_PATH", "")
     GPTOSS_DEVICE = env_str("GPTOSS_DEVICE", "auto")
+    # Songs per forward pass of the student.
+    GPTOSS_BATCH_SIZE = env_int("GPTOSS_BATCH_SIZE", 16, minimum=1, maximum=1024)
+    # Reload the model when the checkpoint folder's files change, checked this often; 0 disables.
+    MODEL_WATCH_SECONDS = env_float("MODEL_WATCH_SECONDS", 10.0, minimum=0.0)
     # Tests put a backend class here (not settable from the environment); it wins over
     # ANALYZER_BACKEND.
     ANALYZER_CLASS = None

@@ -3,9 +3,14 @@
 A reload builds the new analyzer beside the old one, validates it with a smoke prediction and only
 then swaps the reference; requests already holding the old analyzer finish on it. A broken
 checkpoint is refused with its reason logged, and the old analyzer keeps serving.
+
+Three things trigger a reload: `POST /api/admin/model/reload`, SIGHUP to a serving process
+(`install_sighup_reload`) and the `ModelWatcher`, which polls the backend's `fingerprint` (for
+gptoss: name, size and mtime of every file in the checkpoint folder) and reloads when it changes.
 """
 
 import logging
+import signal
 import threading
 import time
 from typing import Any, Mapping
@@ -34,6 +39,8 @@ class ModelStore:
         self.loaded_at: float | None = None
         self._analyzer: Analyzer | None = None
         self._lock = threading.Lock()
+        # The backend fingerprint of what the last load attempt read (success or not).
+        self._fingerprint: str | None = None
 
     def preflight(self) -> tuple[bool, str]:
         """`(ok, message)` from the backend, loading no weights."""
@@ -74,6 +81,17 @@ class ModelStore:
                 self._analyzer, self.status = previous, "ready"
             return ok, message
 
+    def reload_if_changed(self) -> tuple[bool, str] | None:
+        """Reload when the model on disk changed since the last load attempt; None when it has
+        not, or when nothing was loaded yet (the first use loads it)."""
+        if self.status in ("not_initialized", "loading"):
+            return None
+        current = self.backend_cls.fingerprint(self.config)
+        if current is None or current == self._fingerprint:
+            return None
+        log.info("analyzer %s: the model on disk changed; reloading", self.backend_cls.backend)
+        return self.reload()
+
     def clear(self) -> None:
         """Forget the analyzer; the next `get` loads again."""
         with self._lock:
@@ -82,6 +100,11 @@ class ModelStore:
     def _load_locked(self) -> tuple[bool, str]:
         self.status = "loading" if self._analyzer is None else self.status
         started = time.perf_counter()
+        # Taken before loading: a change made during the load shows up at the next check.
+        try:
+            self._fingerprint = self.backend_cls.fingerprint(self.config)
+        except OSError:
+            self._fingerprint = None
         try:
             candidate = self.backend_cls.from_config(self.config)
             smoke = candidate.analyze_song(**SMOKE_SONG)
@@ -117,6 +140,61 @@ class ModelStore:
             "model_version": self.model_version,
             "error": self.error,
         }
+
+
+class ModelWatcher:
+    """A daemon thread that calls `store.reload_if_changed()` every `interval` seconds."""
+
+    def __init__(self, store: ModelStore, interval: float):
+        self.store = store
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "ModelWatcher":
+        """Start watching (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="model-watch", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop watching and wait for the thread (a reload in progress finishes first)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.store.reload_if_changed()
+            except Exception:  # noqa: BLE001 - the watcher must outlive any one bad check
+                log.exception("model watcher: checking for a new model failed")
+
+
+def install_sighup_reload(store: ModelStore) -> bool:
+    """Make SIGHUP reload the model in this process (in a thread: the handler returns at once).
+
+    Only the main thread may set signal handlers; elsewhere, or without SIGHUP (Windows), nothing
+    is installed and False is returned. Under gunicorn this runs in each worker, whose own SIGHUP
+    would otherwise terminate it: `kill -HUP <worker>` hot-swaps that worker's model, while
+    `kill -HUP <master>` keeps gunicorn's meaning (new workers, which load the model afresh,
+    replace the old ones once their requests finish).
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGHUP"):
+        return False
+
+    def reload_in_background(_signum, _frame) -> None:
+        threading.Thread(target=_logged_reload, args=(store,), name="model-reload-sighup",
+                         daemon=True).start()
+
+    signal.signal(signal.SIGHUP, reload_in_background)
+    return True
+
+
+def _logged_reload(store: ModelStore) -> None:
+    ok, message = store.reload()
+    log.log(logging.INFO if ok else logging.ERROR, "SIGHUP reload: %s", message)
 
 
 _process_store: ModelStore | None = None

@@ -258,6 +258,11 @@ class BaseAnalyzer:
         raise NotImplementedError
 
     @classmethod
+    def fingerprint(cls, config: Mapping[str, Any]) -> str | None:
+        """A cheap token that changes when the model on disk changes (None: nothing to watch)."""
+        return None
+
+    @classmethod
     def get_instance(cls, config: Mapping[str, Any] | None = None) -> "BaseAnalyzer":
         """The process-wide instance of this backend, built on first use."""
         with cls._instance_lock:

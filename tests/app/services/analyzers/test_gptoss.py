@@ -1,0 +1,218 @@
+"""The gptoss analyzer on a real (tiny, random) INT8 checkpoint: loading, refusals, the contract."""
+
+import hashlib
+import json
+import shutil
+
+import pytest
+
+from app.services.analyzers import AnalyzerUnavailable, GPTOSSChristianAnalyzer
+from app.services.analyzers.gptoss_render import scripture_for
+from tests.app.services.analyzers.test_base import READ_KEYS
+from tests.checkpoint_fixtures import (corrupt, int8_checkpoint, tiny_student)  # noqa: F401
+from training import schema
+
+SONGS = [
+    {"title": "Morning Mercy", "artist": "Test Band",
+     "lyrics": "When the morning breaks I lift my eyes\nYour mercy new with every sunrise\n" * 6},
+    {"title": "Grey Road", "artist": "Test Band",
+     "lyrics": "I keep on walking through the long grey rain and the road keeps on turning"},
+    {"title": "Short", "artist": "Test Band", "lyrics": "la la la!"},
+    {"title": "Interlude", "artist": "Test Band", "lyrics": ""},
+]
+
+
+def config(path, **settings):
+    """Settings for the analyzer at `path`."""
+    return {"GPTOSS_MODEL_PATH": str(path), "GPTOSS_DEVICE": "cpu", "GPTOSS_BATCH_SIZE": 2,
+            **settings}
+
+
+@pytest.fixture(scope="module")
+def analyzer(int8_checkpoint):  # noqa: F811
+    """The analyzer on the session's checkpoint (loaded once for this module)."""
+    return GPTOSSChristianAnalyzer.from_config(config(int8_checkpoint))
+
+
+@pytest.fixture
+def checkpoint_copy(int8_checkpoint, tmp_path):  # noqa: F811
+    """A copy of the checkpoint that a test may damage."""
+    return shutil.copytree(int8_checkpoint, tmp_path / "ckpt")
+
+
+def _stable(result) -> dict:
+    """A result's JSON without what legitimately varies between calls (time)."""
+    data = result.to_dict()
+    data.pop("timestamp"), data.pop("processing_time")
+    return data
+
+
+def test_preflight_checks_without_loading(int8_checkpoint, tmp_path):  # noqa: F811
+    ok, message = GPTOSSChristianAnalyzer.preflight_config(config(int8_checkpoint))
+    assert ok and "ready to load on cpu" in message
+    ok, message = GPTOSSChristianAnalyzer.preflight_config(config(tmp_path))
+    assert not ok and "manifest.json is missing" in message and "GPTOSS_MODEL_PATH" in message
+
+
+@pytest.mark.parametrize("device, reason", [
+    ("tpu", "GPTOSS_DEVICE='tpu' is not one of auto, cpu, cuda, mps"),
+    ("cuda", "GPTOSS_DEVICE=cuda, but torch"),
+])
+def test_an_unavailable_device_fails_fast(int8_checkpoint, device, reason):  # noqa: F811
+    import torch
+
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    ok, message = GPTOSSChristianAnalyzer.preflight_config(
+        config(int8_checkpoint, GPTOSS_DEVICE=device))
+    assert not ok and reason in message
+    with pytest.raises(AnalyzerUnavailable, match="GPTOSS_DEVICE"):
+        GPTOSSChristianAnalyzer.from_config(config(int8_checkpoint, GPTOSS_DEVICE=device))
+
+
+def test_version_and_snapshot_come_from_the_manifest(analyzer, int8_checkpoint):  # noqa: F811
+    sha = hashlib.sha256((int8_checkpoint / "manifest.json").read_bytes()).hexdigest()
+    assert analyzer.model_version == "gptoss-" + sha[:12]
+    snapshot = analyzer.analyze_song(**SONGS[0]).configuration_snapshot
+    assert snapshot["backend"] == "gptoss" and snapshot["checkpoint_sha256"] == sha
+    assert snapshot["model_id"] == "selah-tiny-random-bert-int8" and snapshot["device"] == "cpu"
+    assert snapshot["quantization"] == analyzer.manifest["quantization"]["method"]
+    assert snapshot["quantization"] in ("int8-w8a8-dynamic-per-token", "int8-weight-only")
+    assert snapshot["schema_version"] == schema.SCHEMA_VERSION
+    assert analyzer.info()["models"] == [f"selah-tiny-random-bert-int8 ({analyzer.model_version})"]
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "tokenizer.json", "MODEL_CARD.md"])
+def test_a_corrupted_file_is_refused_by_name(checkpoint_copy, name):
+    corrupt(checkpoint_copy / name)
+    with pytest.raises(AnalyzerUnavailable, match=rf"{name}: SHA-256 does not match manifest"):
+        GPTOSSChristianAnalyzer.from_config(config(checkpoint_copy))
+
+
+def test_a_missing_file_or_bad_manifest_is_refused(checkpoint_copy):
+    (checkpoint_copy / "tokenizer.json").unlink()
+    ok, message = GPTOSSChristianAnalyzer.preflight_config(config(checkpoint_copy))
+    assert not ok and "tokenizer.json is missing" in message
+    manifest = json.loads((checkpoint_copy / "manifest.json").read_text())
+    (checkpoint_copy / "manifest.json").write_text(json.dumps({**manifest, "format": "other"}))
+    with pytest.raises(AnalyzerUnavailable, match="format 'other' is not"):
+        GPTOSSChristianAnalyzer.from_config(config(checkpoint_copy))
+
+
+def test_every_key_callers_read_is_present_and_typed(analyzer):
+    result = analyzer.analyze_song(**SONGS[0])
+    assert result.is_successful(), result.error_message
+    data = result.to_dict()
+    for section, key in READ_KEYS:
+        assert key in data[section], f"{section}.{key}"
+    scoring, biblical = result.scoring_results, result.biblical_analysis
+    content, model = result.content_analysis, result.model_analysis
+    assert isinstance(scoring["final_score"], float) and 0 <= scoring["final_score"] <= 100
+    assert isinstance(scoring["explanation"], str) and scoring["explanation"].strip()
+    assert scoring["quality_level"] in ("Very Low", "Low", "Medium", "High")
+    assert isinstance(scoring["component_scores"], dict)
+    assert isinstance(scoring["verdict_summary"], str) and scoring["verdict_summary"]
+    assert isinstance(scoring["formation_guidance"], str) and scoring["formation_guidance"]
+    assert isinstance(scoring["theological_weighting"], float)
+    assert isinstance(scoring["formational_penalty"], float)
+    for theme in biblical["themes"]:
+        assert set(theme) >= {"theme", "score", "category", "points", "detection_method"}
+        assert 0 <= theme["score"] <= 1 and isinstance(theme["points"], int)
+        assert theme["category"] in schema.THEME_CATEGORIES
+        assert (theme["points"] < 0) == (theme["category"] == "negative")
+    assert biblical["biblical_themes_count"] == len(biblical["themes"])
+    for item in biblical["supporting_scripture"]:
+        assert set(item) == {"reference", "text", "theme"}
+        assert item["text"] is None or isinstance(item["text"], str)
+    for flag in content["concern_flags"]:
+        assert set(flag) >= {"type", "category", "severity", "confidence", "description"}
+        assert flag["category"] in schema.CONCERN_CATEGORIES
+        assert flag["severity"] in schema.SEVERITIES and 0 <= flag["confidence"] <= 1
+    assert isinstance(content["safety_assessment"], dict)
+    assert isinstance(content["total_penalty"], (int, float))
+    assert content["concern_level"] in ("very_low", "low", "medium", "high")
+    for key, labels in (("sentiment", schema.SENTIMENT_LABELS), ("emotions", schema.EMOTION_LABELS),
+                        ("content_safety", schema.SAFETY_LABELS)):
+        assert [s["label"] for s in model[key]["scores"]] == list(labels)
+        assert abs(sum(s["score"] for s in model[key]["scores"]) - 1) < 1e-3
+        assert model[key]["primary"]["label"] in labels
+    assert isinstance(model["content_safety"]["is_toxic"], bool)
+    framework = model["framework"]
+    assert set(framework) >= {"verdict", "recommendation", "verdict_probabilities",
+                              "formation_risk", "narrative_voice", "lament_filter_applied",
+                              "confidence", "needs_review"}
+    assert framework["recommendation"] == schema.PLAN_NAMES[framework["verdict"]]
+    assert framework["formation_risk"] in schema.FORMATION_RISKS
+    assert framework["narrative_voice"] in schema.NARRATIVE_VOICES
+    assert isinstance(framework["lament_filter_applied"], bool)
+    assert set(framework["verdict_probabilities"]) == set(schema.VERDICTS)
+    assert framework["needs_review"] == schema.needs_review(scoring["final_score"],
+                                                            framework["confidence"])
+    # The score sits in the predicted verdict's band.
+    assert schema.verdict_for_score(scoring["final_score"]) == framework["verdict"]
+    assert json.loads(json.dumps(data)) == data
+
+
+def test_same_input_same_output_alone_or_in_any_batch(analyzer):
+    first = [_stable(r) for r in analyzer.analyze_songs_batch(SONGS)]
+    again = [_stable(r) for r in analyzer.analyze_songs_batch(SONGS)]
+    assert first == again
+    alone = _stable(analyzer.analyze_song(**SONGS[1]))
+    reordered = analyzer.analyze_songs_batch([SONGS[1], SONGS[0]] * 2)
+    assert alone == first[1] == _stable(reordered[0]) == _stable(reordered[2])
+
+
+def test_logits_are_bit_identical_alone_or_in_a_batch(analyzer):
+    import torch
+
+    from training.inference import forward_songs
+
+    songs = SONGS[:2] * 3
+    together = forward_songs(analyzer.model, analyzer.featurizer, songs, batch_size=4)
+    alone = forward_songs(analyzer.model, analyzer.featurizer, SONGS[1:2])
+    for name, value in alone.items():
+        assert torch.equal(value[0], together[name][1]) and torch.equal(value[0], together[name][5])
+
+
+def test_the_no_lyrics_rule_skips_the_model(analyzer, monkeypatch):
+    import training.inference
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the model was called")
+
+    monkeypatch.setattr(training.inference, "predict_songs", fail)
+    short, instrumental = analyzer.analyze_songs_batch(SONGS[2:])
+    assert (short.get_final_score(), short.get_quality_level()) == (50.0, "No Lyrics Available")
+    assert instrumental.get_quality_level() == "Instrumental"
+    assert short.configuration_snapshot == {"rule": "no_lyrics"}
+
+
+def test_supporting_scripture_comes_from_the_table_for_predicted_themes(analyzer):
+    table = analyzer.manifest["scripture"]
+    for result in analyzer.analyze_songs_batch(SONGS[:2]):
+        themes = {t["theme"] for t in result.biblical_analysis["themes"]}
+        for item in result.biblical_analysis["supporting_scripture"]:
+            assert item["theme"] in themes and item["reference"] in table[item["theme"]]
+
+
+def test_scripture_is_picked_round_robin_with_verse_text():
+    themes = [{"theme": "Faith & Trust"}, {"theme": "Idolatry"}, {"theme": "Unknown"}]
+    table = {"Faith & Trust": ["Hebrews 11:1", "Psalm 23:4"], "Idolatry": ["Hebrews 11:1",
+                                                                           "Exodus 20:3"]}
+    picked = scripture_for(themes, table, limit=3)
+    assert [(p["reference"], p["theme"]) for p in picked] == [
+        ("Hebrews 11:1", "Faith & Trust"), ("Psalm 23:4", "Faith & Trust"),
+        ("Exodus 20:3", "Idolatry")]
+    assert picked[2]["text"].startswith("Thou shalt have no other gods")
+
+
+def test_a_model_failure_is_a_complete_error_result(analyzer, monkeypatch):
+    import training.inference
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(training.inference, "predict_songs", explode)
+    result = analyzer.analyze_song(**SONGS[0])
+    assert not result.is_successful() and "out of memory" in result.error_message
+    assert result.configuration_snapshot["model_version"] == analyzer.model_version

