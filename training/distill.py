@@ -1,4 +1,4 @@
-"""`python -m training.distill --config FILE`: train the student (`training.student`) by distillation.
+"""`python -m training.distill --config FILE`: train the student of `training.student` by KD.
 
     python -m training.distill --config training/configs/embedded.yaml --out runs/embedded
 
@@ -393,7 +393,7 @@ class Distiller:
         for name, value in metrics["recall"].items():
             writer.add_scalar(f"val/recall_{name}", value, state["global_step"])
         direction = SELECT[c.select_metric]
-        value = metrics.get(c.select_metric, 0.0)
+        value = metrics.get(c.select_metric)  # None for "last"
         best = state["best"]
         if best is None or direction == 0 or direction * (value - best["value"]) > 0:
             state["best"] = {"epoch": epoch + 1, "value": value, "metric": c.select_metric,

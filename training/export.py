@@ -132,8 +132,9 @@ def scripture_table(examples: list, top: int = 3) -> dict[str, list[str]]:
     """`{theme: [canonical reference, ...]}`: each theme's most frequent co-occurring references.
 
     Counts, over the songs labelled with a theme, the valid references of their labels (canonical
-    through `training.scripture`); ties go to the reference first in canonical order. Themes never
-    labelled get no entry.
+    through `training.scripture`); ties go to the reference first in canonical order. A reference
+    sharing a verse with one already kept for the theme ("Ephesians 4:31" after "Ephesians
+    4:31-32") is skipped. Themes never labelled get no entry.
     """
     from training.scripture import canonical_reference
 
@@ -143,9 +144,25 @@ def scripture_table(examples: list, top: int = 3) -> dict[str, list[str]]:
                                       example.label.scripture_references) if ref}
         for theme in set(example.label.themes):
             counts[theme].update(references)
-    return {theme: [ref for ref, _ in sorted(counts[theme].items(), key=lambda i: (-i[1], i[0]))
-                    [:top]]
-            for theme in schema.THEME_NAMES if counts[theme]}
+    table = {}
+    for theme in schema.THEME_NAMES:
+        kept, verses = [], set()
+        for ref, _ in sorted(counts[theme].items(), key=lambda item: (-item[1], item[0])):
+            ids = _verse_ids(ref)
+            if len(kept) < top and not ids & verses:
+                kept.append(ref)
+                verses |= ids
+        if kept:
+            table[theme] = kept
+    return table
+
+
+def _verse_ids(reference: str) -> set[int]:
+    from training.deps import require
+
+    bible = require("pythonbible", "scripture references")
+    return {verse for parsed in bible.get_references(reference)
+            for verse in bible.convert_reference_to_verse_ids(parsed)}
 
 
 def export(config: ExportConfig) -> dict:

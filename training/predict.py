@@ -24,7 +24,7 @@ MULTILABEL_THRESHOLD = 0.5
 
 
 def score_band(verdict: str) -> tuple[int, int]:
-    """The (lowest, highest) integer score of a verdict's band, e.g. context_required -> (60, 84)."""
+    """(lowest, highest) integer score of a verdict's band: context_required -> (60, 84)."""
     ceiling = 100
     for lowest, name in schema.SCORE_BANDS:
         if name == verdict:

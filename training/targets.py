@@ -141,7 +141,8 @@ def load_signals(examples: Sequence[Example], cache_path: str | Path) -> dict[st
         tagged = SignalTagger().tag_many([e.lyrics for e in missing],
                                          [e.label_signals for e in missing])
         for example, signals in zip(missing, tagged):
-            cached[example.song_id] = {"song_id": example.song_id, "digest": _lyrics_digest(example),
+            cached[example.song_id] = {"song_id": example.song_id,
+                                       "digest": _lyrics_digest(example),
                                        **{k: s.to_dict() for k, s in signals.items()}}
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         body = "".join(json.dumps(r, sort_keys=True) + "\n" for r in cached.values())
@@ -258,7 +259,8 @@ def build_targets(examples: Sequence[Example], signals: dict[str, dict],
     severity = torch.full((n, len(schema.CONCERN_CATEGORIES)), -100, dtype=torch.long)
     for row, example in enumerate(examples):
         for category, level in example.label.concerns:
-            severity[row, schema.CONCERN_CATEGORIES.index(category)] = schema.SEVERITIES.index(level)
+            group = schema.CONCERN_CATEGORIES.index(category)
+            severity[row, group] = schema.SEVERITIES.index(level)
     sources["concern_severity"] = "gold severities (cross-entropy where the concern is present)"
     gold_score = torch.tensor([e.label.score / 100.0 for e in examples])
     teacher_score = torch.tensor([r.get("score", e.label.score) / 100.0

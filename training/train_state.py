@@ -84,5 +84,6 @@ def load_training_state(folder: str | Path, model) -> dict:
 
 def changed_settings(saved: dict, current: dict, ignore: set[str]) -> list[str]:
     """`name: old -> new` for every setting that differs, except those in `ignore`."""
-    return [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in sorted(set(saved) | set(current))
+    names = sorted(set(saved) | set(current))
+    return [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in names
             if k not in ignore and saved.get(k) != current.get(k)]

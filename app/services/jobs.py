@@ -180,6 +180,9 @@ class JobService:
         self.session.commit()
         if recovered:
             log.warning("recovered %d analyses from dead or lapsed workers", recovered)
+        # A worker that died between completing a job's last song and marking the job done.
+        for job_id in self.unfinished_jobs():
+            self.finish_if_done(job_id)
         return recovered
 
     def finish_if_done(self, job_id: int) -> bool:

@@ -39,7 +39,8 @@ def _start_worker(args: list[str], delay: float, log: Path) -> subprocess.Popen:
 def _counts(app, job_id: int) -> dict:
     with app.app_context():
         try:
-            return job_service(app).job_counts(job_id)
+            service = job_service(app)
+            return {**service.job_counts(job_id), "job": service.get_job(job_id).status}
         finally:
             db.session.remove()
 
@@ -90,7 +91,8 @@ def _kill_and_resume(app, job_id: int, worker_args: list[str], logs: Path) -> No
 
     second = _start_worker(worker_args, delay=0.01, log=logs / "second.log")
     try:
-        _wait(app, job_id, lambda c: c["completed"] == SONGS, 60, second)
+        _wait(app, job_id, lambda c: c["completed"] == SONGS and c["job"] == "completed", 60,
+              second)
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(10)

@@ -142,3 +142,15 @@ def test_unknown_job_and_playlist(jobs):
         jobs.create_playlist_job(7)
     with pytest.raises(NotFound):
         jobs.playlist_counts(7)
+
+
+def test_recovery_finishes_a_job_whose_worker_died_after_its_last_song(jobs, add_playlist):
+    playlist_id, _ = add_playlist(1)
+    job = jobs.create_playlist_job(playlist_id)
+    record_id = jobs.claim_next("w")
+    jobs.analysis.process_claimed(record_id, "w")  # the song is done; finish_if_done never ran
+    jobs.session.refresh(job)
+    assert job.status == "queued"
+    jobs.recover_stale()
+    jobs.session.refresh(job)
+    assert job.status == "completed" and job.finished_at is not None
