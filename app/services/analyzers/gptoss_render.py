@@ -16,9 +16,9 @@ labels, and verse text comes from pythonbible's ASV (None when unavailable).
 from functools import lru_cache
 
 from app.services.analyzers.base import AnalysisResult, concern_level, quality_level
+from training.schema import SEVERITIES as SEVERITY_ORDER  # stdlib-only: no training stack
 
 DETECTION_METHOD = "student_multilabel_head"
-SEVERITY_ORDER = ("low", "medium", "high", "critical")
 VERDICT_WORDS = {
     "freely_listen": "free to listen",
     "context_required": "fine with context",
