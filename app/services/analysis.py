@@ -174,15 +174,10 @@ class AnalysisService:
         analyzer = self.store.get()
         version = analyzer.model_version
         if not force:
-            latest = self.latest(song_id)
-            if (
-                latest is not None
-                and latest.status == "completed"
-                and latest.model_version == version
-                and latest.lyrics_hash == song.lyrics_hash
-            ):
-                self._count_record(latest, "cache")
-                return latest, "cache"
+            current = self.current_analysis(song, version)
+            if current is not None:
+                self._count_record(current, "cache")
+                return current, "cache"
         active = self.session.scalars(
             select(AnalysisRecord).where(
                 AnalysisRecord.song_id == song_id,
@@ -257,6 +252,19 @@ class AnalysisService:
         if source == "cache":
             self._count(result, "cache")
         return source
+
+    def current_analysis(self, song: Song, version: str) -> AnalysisRecord | None:
+        """The song's latest row when it is a completed analysis of its current lyrics by
+        `version`, else None (the song then needs analysing)."""
+        latest = self.latest(song.id)
+        if (
+            latest is not None
+            and latest.status == "completed"
+            and latest.model_version == version
+            and latest.lyrics_hash == song.lyrics_hash
+        ):
+            return latest
+        return None
 
     def latest(self, song_id: int) -> AnalysisRecord | None:
         """The song's latest analysis row (by insertion order), or None."""

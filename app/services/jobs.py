@@ -112,14 +112,8 @@ class JobService:
             return False
         if force:
             return True
-        latest = self.analysis.latest(song_id)
         song = self.session.get(Song, song_id)
-        return not (
-            latest is not None
-            and latest.status == "completed"
-            and latest.model_version == version
-            and latest.lyrics_hash == song.lyrics_hash
-        )
+        return self.analysis.current_analysis(song, version) is None
 
     # -- work ------------------------------------------------------------------------------------
 
