@@ -11,6 +11,10 @@ accumulation, a seeded data order. Each epoch is evaluated on the validation son
 the full training state to OUT/last, from which an interrupted run resumes exactly. TensorBoard
 logs go to OUT/tb, the resolved config to OUT/config.yaml, per-epoch results to OUT/history.json.
 
+What trains: the top `trainable_layers` layers in full, or with `adapter` LoRA on their attention
+projections and/or gpt-oss's fused experts (`training.adapters`: the pretrained weights stay frozen),
+and always the heads. A gpt-oss backbone reads each song as its harmony prompt (`prompt: auto`).
+
 Splits: `fold:K/N` trains on the other folds of N-fold CV over the non-holdout songs and validates
 on fold K; `holdout` trains on all non-holdout songs and validates on the holdout; `all` trains on
 every song and validates on a seeded slice of them (also trained on: a fit check only).
@@ -34,8 +38,11 @@ from training.train_state import (changed_settings, file_sha256, has_training_st
 from training.config import ConfigError, option, parse_config, save_config
 from training.data import holdout_split, kfold, read_examples
 from training.deps import require
-from training.features import (FeatureStore, apply_freeze, cache_agrees, collate, frozen_features,
-                               injected, resolve_backbone, set_train_mode, song_key)
+from training.adapters import ADAPTERS, apply_adapter, has_adapters, trainable_state
+from training.features import (FeatureStore, FreezePlan, apply_freeze, cache_agrees, collate,
+                               frozen_features, injected, resolve_backbone, set_train_mode,
+                               song_key)
+from training.gptoss import is_gptoss
 from training.predict import decode_logits, evaluate_predictions
 from training.student import HEAD_SPECS, Featurizer, build_student, save_student
 from training.targets import (ONE_HOT, build_targets, head_losses, label_counts, load_signals,
@@ -92,6 +99,15 @@ class DistillConfig:
     max_grad_norm: float = option(1.0, "gradient clipping norm (0: none)", minimum=0.0)
     trainable_layers: int = option(2, "top transformer layers to fine-tune (0: frozen backbone, "
                                    "-1: all, embeddings included)", minimum=-1, maximum=1000)
+    adapter: str = option("none", "LoRA on the trained layers instead of full fine-tuning: "
+                          "lora-attention (q/k/v/o), lora-experts (gpt-oss fused experts), "
+                          "lora-all, or none", choices=ADAPTERS)
+    lora_rank: int = option(8, "LoRA rank r", minimum=1, maximum=4096)
+    lora_alpha: float = option(16.0, "LoRA alpha (the update is scaled by alpha / r)",
+                               minimum=0.0)
+    prompt: str = option("auto", "text the student reads: plain (title, artist, lyrics), harmony "
+                         "(gpt-oss chat prompt, pinned date), auto (harmony for gpt-oss)",
+                         choices=("auto", "plain", "harmony"))
     cache_frozen: bool = option(True, "compute the frozen part once per song and reuse it")
     feature_cache: str | None = option(None, "folder keeping frozen features across runs")
     temperature: float = option(4.0, "KD temperature T", minimum=0.01, maximum=100.0)
@@ -129,6 +145,9 @@ class DistillConfig:
         if self.stride >= self.max_length // 2:
             raise ConfigError(f"stride {self.stride} must be under half of max_length "
                               f"{self.max_length}")
+        if self.adapter != "none" and self.trainable_layers == 0:
+            raise ConfigError(f"adapter {self.adapter} needs layers to adapt: set "
+                              "trainable_layers to k > 0 (top k layers) or -1 (all)")
 
     def head_weights(self) -> dict[str, float]:
         """`{head: loss weight}` from `loss_weights`."""
@@ -228,9 +247,16 @@ class Distiller:
         model, self.tokenizer = build_student(self.backbone_path, c.pooling, dropout=c.dropout)
         try:
             self.plan = apply_freeze(model, c.trainable_layers)
+            if c.adapter != "none":  # LoRA on the layers apply_freeze opened; all else frozen
+                apply_adapter(model, c.adapter, list(range(self.plan.n_frozen,
+                                                           self.plan.n_layers)),
+                              c.lora_rank, c.lora_alpha)
+                self.plan = FreezePlan(self.plan.n_layers, self.plan.n_frozen, True)
         except ValueError as exc:
             raise DistillError(str(exc)) from None
-        self.featurizer = Featurizer(self.tokenizer, c.max_length, c.stride)
+        prompt = c.prompt if c.prompt != "auto" else \
+            "harmony" if is_gptoss(model.backbone.config) else "plain"
+        self.featurizer = Featurizer(self.tokenizer, c.max_length, c.stride, prompt)
         self.encoded = [{k: v for k, v in self.featurizer([e.song()]).items()
                          if k in ("input_ids", "attention_mask")} for e in self.songs]
         self.pad_id = self.tokenizer.pad_token_id
@@ -420,23 +446,28 @@ class Distiller:
                 "teacher_sources": self.targets.sources,
                 "label_counts": label_counts(self.train_examples),
                 "backbone": self.config.backbone, "trainable_layers": self.config.trainable_layers,
+                "adapter": self.config.adapter, "prompt": self.featurizer.prompt,
                 "frozen_cache": self.cache_kind,
                 "decoding": "verdict = argmax; score = sigmoid(score head) x 100 clamped into the "
                             "predicted verdict's band (raw value: raw_score)"}
 
     def _save_last(self) -> None:
-        """The full training state to OUT/last."""
+        """The full training state to OUT/last (with adapters, their unmerged weights too)."""
+        model = self.accelerator.unwrap_model(self.model)
+        extra = {"trainable": trainable_state(model)} if has_adapters(model) else {}
         save_training_state(
-            self.out / "last", self.accelerator.unwrap_model(self.model), self.tokenizer,
+            self.out / "last", model, self.tokenizer,
             self.featurizer, self._meta({"epoch": self.state["epoch"], "metrics": None}),
-            {**self.state, "optimizer": self.optimizer.state_dict(),
+            {**self.state, "optimizer": self.optimizer.state_dict(), **extra,
              "scheduler": self.scheduler.state_dict(), "config": dataclasses.asdict(self.config)})
 
     def _resume(self) -> None:
         """Continue from OUT/last: weights, optimizer, scheduler, counters and RNG state."""
         last = self.out / "last"
         saved = torch.load(last / "trainer_state.pt", weights_only=True)
-        changed = changed_settings(saved["config"], dataclasses.asdict(self.config),
+        # A setting added after the run started counts as its default (what the run used).
+        defaults = dataclasses.asdict(DistillConfig())
+        changed = changed_settings({**defaults, **saved["config"]}, dataclasses.asdict(self.config),
                                    RUNTIME_SETTINGS)
         if changed:
             raise DistillError(f"{last} was made with other settings ({'; '.join(changed)}); "

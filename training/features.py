@@ -186,6 +186,8 @@ def fingerprint(model: nn.Module, plan: FreezePlan, featurizer) -> str:
     description = {"kind": plan.cache_kind, "n_frozen": plan.n_frozen, "pooling": model.pooling,
                    "max_length": featurizer.max_length, "stride": featurizer.stride,
                    "backbone": model.backbone.config.to_dict(), "torch": torch.__version__}
+    if getattr(featurizer, "prompt", "plain") != "plain":  # plain keeps its earlier fingerprints
+        description["prompt"] = featurizer.prompt
     digest.update(json.dumps(description, sort_keys=True, default=str).encode())
     for module in frozen_modules(model, plan):
         for name, tensor in sorted(module.state_dict().items()):

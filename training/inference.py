@@ -17,12 +17,11 @@ from typing import Sequence
 import torch
 
 from training.predict import decode_logits
-from training.student import song_text
 
 
 def featurize(featurizer, songs: Sequence[dict]) -> dict:
     """`{input_ids [W, L], attention_mask [W, L], song_index [W], n_songs}`, L = max_length."""
-    texts = [song_text(s["title"], s["artist"], s["lyrics"]) for s in songs]
+    texts = featurizer.texts(songs)
     encoded = featurizer.tokenizer(
         texts, truncation=True, max_length=featurizer.max_length, stride=featurizer.stride,
         return_overflowing_tokens=True, padding="max_length", return_tensors="pt",

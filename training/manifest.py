@@ -136,5 +136,6 @@ def load_checkpoint(folder: str | Path, device: str = "cpu"):
         raise CheckpointError(f"{folder / WEIGHTS} does not fit the manifest's model: {exc}"
                               ) from None
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    featurizer = Featurizer(tokenizer, manifest["max_length"], manifest["stride"])
+    featurizer = Featurizer(tokenizer, manifest["max_length"], manifest["stride"],
+                            manifest.get("prompt", "plain"))
     return model.to(device), featurizer, manifest, manifest_sha

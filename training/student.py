@@ -1,7 +1,8 @@
 """The student: any Hugging Face backbone, pooled over the whole lyric, with one head per field.
 
 Lyrics longer than one window are cut into overlapping windows (`stride` tokens of overlap), never
-truncated. Encoders pool by masked mean over every token of every window (so the song vector is the
+truncated. The text windowed is `song_text` (title, artist, lyrics), or for gpt-oss (`prompt:
+harmony`) the song's harmony chat prompt with the pinned date (`training.gptoss.harmony_prompt`). Encoders pool by masked mean over every token of every window (so the song vector is the
 mean over the whole lyric); decoders take each window's last real token and average the windows.
 Heads follow the label schema (`HEAD_SPECS`); `concern_severity` holds one 4-way severity per
 concern category and is trained only where the concern is present.
@@ -22,6 +23,7 @@ from torch import nn
 from training import schema
 
 STUDENT_FORMAT = "selah-student-1"
+PROMPTS = ("plain", "harmony")
 
 
 @dataclass(frozen=True)
@@ -64,20 +66,31 @@ def song_text(title: str, artist: str, lyrics: str) -> str:
 class Featurizer:
     """Tokenises songs into overlapping windows and remembers which song each window came from."""
 
-    def __init__(self, tokenizer, max_length: int = 256, stride: int = 32):
+    def __init__(self, tokenizer, max_length: int = 256, stride: int = 32, prompt: str = "plain"):
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError("the student needs a fast tokenizer (windowing uses offsets)")
         if stride >= max_length // 2:
             raise ValueError(f"stride {stride} must be under half of max_length {max_length}")
+        if prompt not in PROMPTS:
+            raise ValueError(f"prompt must be one of {', '.join(PROMPTS)}, got {prompt!r}")
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.stride = stride
+        self.prompt = prompt
         if tokenizer.pad_token is None:  # decoders often have none; pad with EOS (masked out)
             tokenizer.pad_token = tokenizer.eos_token
 
+    def texts(self, songs: Sequence[dict]) -> list[str]:
+        """The text the student reads for each `{title, artist, lyrics}` song."""
+        if self.prompt == "harmony":
+            from training.gptoss import harmony_prompt
+
+            return [harmony_prompt(self.tokenizer, s) for s in songs]
+        return [song_text(s["title"], s["artist"], s["lyrics"]) for s in songs]
+
     def __call__(self, songs: Sequence[dict]) -> dict:
         """`{input_ids [W, L], attention_mask [W, L], song_index [W], n_songs}` for W windows."""
-        texts = [song_text(s["title"], s["artist"], s["lyrics"]) for s in songs]
+        texts = self.texts(songs)
         encoded = self.tokenizer(
             texts, truncation=True, max_length=self.max_length, stride=self.stride,
             return_overflowing_tokens=True, padding=True, return_tensors="pt",
@@ -107,8 +120,9 @@ class StudentModel(nn.Module):
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                song_index: torch.Tensor, n_songs: int) -> torch.Tensor:
-        """Song vectors [n_songs, hidden] from windows [W, L]."""
+        """Song vectors [n_songs, hidden] (float32) from windows [W, L]."""
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        hidden = hidden.float()  # a bf16 backbone (gpt-oss) pools in float32, like the heads
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         if self.pooling == "mean":
             # Sum tokens per song, then divide by the song's token count: a mean over the lyric.
@@ -133,18 +147,28 @@ class StudentModel(nn.Module):
 
 def default_pooling(config) -> str:
     """`last_token` for decoder-only backbones, `mean` for encoders."""
+    from training.gptoss import is_gptoss
+
     architectures = " ".join(getattr(config, "architectures", None) or [])
-    decoder = getattr(config, "is_decoder", False) or "CausalLM" in architectures
+    decoder = getattr(config, "is_decoder", False) or "CausalLM" in architectures or \
+        is_gptoss(config)
     return "last_token" if decoder else "mean"
 
 
 def build_student(backbone: str, pooling: str = "auto", heads: Sequence[HeadSpec] = HEAD_SPECS,
                   dropout: float = 0.1, **load_kwargs):
-    """A student on a pretrained backbone (local folder or hub id) and its tokenizer."""
-    from transformers import AutoModel, AutoTokenizer
+    """A student on a pretrained backbone (local folder or hub id) and its tokenizer; gpt-oss
+    loads through `training.gptoss.load_backbone` (no LM head, eager attention, MXFP4 -> bf16)."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    from training import gptoss
 
     tokenizer = AutoTokenizer.from_pretrained(backbone, **load_kwargs)
-    model = AutoModel.from_pretrained(backbone, **load_kwargs)
+    config = AutoConfig.from_pretrained(backbone, **load_kwargs)
+    if gptoss.is_gptoss(config):
+        model = gptoss.load_backbone(backbone, config, **load_kwargs)
+    else:
+        model = AutoModel.from_pretrained(backbone, **load_kwargs)
     pooling = default_pooling(model.config) if pooling == "auto" else pooling
     return StudentModel(model, heads, pooling, dropout), tokenizer
 
@@ -154,16 +178,21 @@ def save_student(model: StudentModel, tokenizer, folder: str | Path, featurizer:
     """Write a float student folder (`student.json`, `model.safetensors`, tokenizer files)."""
     from safetensors.torch import save_file
 
+    from training.adapters import plain_state_dict
+    from training.gptoss import config_dict
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    # LoRA adapters are merged into the weights they adapt: the folder is always a plain student.
+    state = {k: v.detach().contiguous().cpu() for k, v in plain_state_dict(model).items()}
     save_file(state, str(folder / "model.safetensors"))
     tokenizer.save_pretrained(folder)
     description = {
         "format": STUDENT_FORMAT,
         "schema_version": schema.SCHEMA_VERSION,
-        "backbone_config": model.backbone.config.to_dict(),
+        "backbone_config": config_dict(model.backbone.config),
         "pooling": model.pooling,
+        "prompt": featurizer.prompt,
         "max_length": featurizer.max_length,
         "stride": featurizer.stride,
         "heads": [asdict(spec) for spec in model.head_specs],
@@ -177,9 +206,15 @@ def student_from_description(description: dict) -> StudentModel:
     """An untrained student with the architecture a `student.json` describes (no weights)."""
     from transformers import AutoConfig, AutoModel
 
-    config_dict = dict(description["backbone_config"])
-    config = AutoConfig.for_model(config_dict.pop("model_type"), **config_dict)
-    backbone = AutoModel.from_config(config)
+    from training import gptoss
+
+    values = dict(description["backbone_config"])
+    config = AutoConfig.for_model(values.pop("model_type"), **values)
+    if gptoss.is_gptoss(config):
+        dtype = getattr(torch, str(values.get("dtype") or "float32").replace("torch.", ""))
+        backbone = gptoss.backbone_from_config(config, dtype)
+    else:
+        backbone = AutoModel.from_config(config)
     heads = [HeadSpec(h["name"], h["kind"], tuple(h["labels"]), h["groups"])
              for h in description["heads"]]
     return StudentModel(backbone, heads, description["pooling"], dropout=0.0)
@@ -197,5 +232,6 @@ def load_student(folder: str | Path):
     model = student_from_description(description)
     model.load_state_dict(load_file(str(folder / "model.safetensors")))
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    featurizer = Featurizer(tokenizer, description["max_length"], description["stride"])
+    featurizer = Featurizer(tokenizer, description["max_length"], description["stride"],
+                            description.get("prompt", "plain"))
     return model.eval(), featurizer, description

@@ -72,12 +72,20 @@ def save_training_state(folder: str | Path, model, tokenizer, featurizer, meta: 
 
 
 def load_training_state(folder: str | Path, model) -> dict:
-    """Load the weights of `folder` into `model` and return its saved state (RNG restored)."""
+    """Load the weights of `folder` into `model` and return its saved state (RNG restored).
+
+    A run with LoRA adapters saved its trained tensors (adapters, heads) under `trainable`; the
+    rest of such a model is the pretrained backbone, frozen and reloaded unchanged at setup."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
     saved = torch.load(folder / STATE_FILE, weights_only=True)
-    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    if "trainable" in saved:
+        unexpected = model.load_state_dict(saved["trainable"], strict=False).unexpected_keys
+        if unexpected:
+            raise ValueError(f"{folder}: tensors the model does not have: {unexpected[:5]}")
+    else:
+        model.load_state_dict(load_file(str(folder / "model.safetensors")))
     set_rng_state(saved["rng"])
     return saved
 
