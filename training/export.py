@@ -7,7 +7,10 @@ Steps: load the float student; calibrate GPTQ rounding on a few training songs; 
 (`training.quantize`); run both on the validation songs and compare them (verdict agreement,
 largest probability difference, score MAE). With `--activations auto` the int8 GEMM is tried
 first and weight-only INT8 (float activations) second; the export refuses, writing nothing, when
-the verdict agreement stays under `--min-agreement` (99%). Then it builds the theme ->
+the verdict agreement stays under `--min-agreement` (99%), or when INT8 holds less than
+`--min-int8-share` of the backbone's bytes (counted per module kind and dtype by
+`training.int8_experts.byte_report`; 95% by default for gpt-oss, whose fused experts a
+Linear-only quantizer would leave in bf16). Then it builds the theme ->
 scripture table from the labelled training songs; write the folder (weights, tokenizer,
 MODEL_CARD.md, manifest.json with every file's SHA-256) beside the target and rename it into place,
 so a watching service never sees half a checkpoint.
@@ -53,6 +56,10 @@ class ExportConfig:
     activations: str = option("auto", "int8: per-token int8 GEMM on CPU; float: weight-only "
                               "INT8 (float matmul); auto: int8, or float if int8 falls under "
                               "--min-agreement", choices=("auto", "int8", "float"))
+    min_int8_share: float | None = option(None, "refuse when INT8 holds less of the backbone's "
+                                          "bytes (default: 0.95 for gpt-oss; report only for "
+                                          "small encoders, whose float position tables and "
+                                          "scales weigh more)", minimum=0.0, maximum=1.0)
     calibration_songs: int = option(16, "training songs whose activations calibrate GPTQ "
                                     "rounding and SmoothQuant (0: round to nearest, no "
                                     "smoothing)", minimum=0)
@@ -219,6 +226,7 @@ def export(config: ExportConfig) -> dict:
             f"{agreement['max_probability_diff']:.3f}). Nothing was written.")
     agreement["tried"] = tried
     quantization["calibration_songs"] = len(calibration)
+    byte_check = int8_byte_check(int8_model, description, config.min_int8_share)
 
     float_file = student / "model.safetensors"
     out = Path(config.out)
@@ -236,6 +244,7 @@ def export(config: ExportConfig) -> dict:
             "backbone_source": meta.get("backbone") or
             description["backbone_config"].get("_name_or_path") or "unknown",
             "pooling": description["pooling"],
+            "prompt": description.get("prompt", "plain"),
             "max_length": description["max_length"],
             "stride": description["stride"],
             "heads": description["heads"],
@@ -248,7 +257,9 @@ def export(config: ExportConfig) -> dict:
             "sizes": {"float_bytes": float_file.stat().st_size, "int8_bytes": int8_bytes,
                       "float_tensor_bytes": state_bytes(model.state_dict()),
                       "int8_tensor_bytes": state_bytes(int8_model.state_dict()),
-                      "ratio": round(int8_bytes / float_file.stat().st_size, 4)},
+                      "ratio": round(int8_bytes / float_file.stat().st_size, 4),
+                      "by_kind": byte_check["by_kind"], "int8_share": byte_check["int8_share"],
+                      "min_int8_share": byte_check["threshold"]},
             "scripture": scripture_table(training_songs, config.scripture_top),
             "scripture_per_theme": config.scripture_top,
             # The service's decoding of the heads (training records its own as a sentence).
@@ -263,6 +274,24 @@ def export(config: ExportConfig) -> dict:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return json.loads((out / "manifest.json").read_text())
+
+
+def int8_byte_check(int8_model, description: dict, threshold: float | None) -> dict:
+    """The quantized model's bytes per module kind and dtype; ExportError when INT8 holds less
+    than `threshold` of the backbone's bytes (None: 0.95 for gpt-oss, no floor otherwise)."""
+    from training.gptoss import is_gptoss
+    from training.int8_experts import byte_report
+
+    if threshold is None:
+        threshold = 0.95 if is_gptoss(description["backbone_config"]) else 0.0
+    report = byte_report(int8_model.state_dict())
+    if report["int8_share"] < threshold:
+        kinds = "; ".join(f"{kind}: {dtypes}" for kind, dtypes in report["by_kind"].items())
+        raise ExportError(f"refused: INT8 holds {report['int8_share']:.1%} of the backbone's "
+                          f"{report['backbone_bytes']:,} bytes, under the required "
+                          f"{threshold:.0%} (bytes by module and dtype: {kinds}). Nothing was "
+                          "written.")
+    return {**report, "threshold": threshold}
 
 
 def model_id(backbone_source: str) -> str:

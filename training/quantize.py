@@ -6,7 +6,9 @@ What is quantized: every `nn.Linear` of the backbone (attention q/k/v/output, fe
 pooler) and its word-embedding table, which is half of MiniLM's bytes (30522 x 384); without it
 the INT8 file cannot get under a third of the float one. Position and token-type embeddings,
 LayerNorms, biases and the heads stay float: the heads are 0.1% of the bytes and turn the pooled
-vector straight into the verdict, so they keep full precision.
+vector straight into the verdict, so they keep full precision. A mixture-of-experts backbone
+(gpt-oss) also has its fused 3-D expert tensors quantized, per expert and output channel
+(`training.int8_experts`); its router stays float.
 
 Storage (safetensors): `<module>.weight_int8` int8 [out, in] and `<module>.weight_scale` float32
 [out] with `weight = weight_int8 * weight_scale[:, None]`, `scale = max|w_row| / 127`, zero point
@@ -234,10 +236,12 @@ class Int8Linear(nn.Module):
 class Int8Embedding(nn.Module):
     """An embedding table stored as int8 rows with one float scale per row."""
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None):
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
+                 dtype: torch.dtype = torch.float32):
         super().__init__()
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.padding_idx = padding_idx
+        self.dtype = dtype  # of the rows it returns: the backbone's (bf16 for gpt-oss)
         self.register_buffer("weight_int8",
                              torch.zeros(num_embeddings, embedding_dim, dtype=torch.int8))
         self.register_buffer("weight_scale", torch.ones(num_embeddings))
@@ -245,14 +249,15 @@ class Int8Embedding(nn.Module):
     @classmethod
     def from_float(cls, embedding: nn.Embedding) -> "Int8Embedding":
         """Quantize a float embedding table row by row."""
-        module = cls(embedding.num_embeddings, embedding.embedding_dim, embedding.padding_idx)
+        module = cls(embedding.num_embeddings, embedding.embedding_dim, embedding.padding_idx,
+                     embedding.weight.dtype)
         module.weight_int8, module.weight_scale = quantize_weight(embedding.weight)
         return module
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """Rows [..., dim] as float32: gather int8 rows, then scale each by its own factor."""
+        """Rows [..., dim] in `dtype`: gather int8 rows, then scale each by its own factor."""
         rows = F.embedding(ids, self.weight_int8).float()
-        return rows * self.weight_scale[ids].unsqueeze(-1)
+        return (rows * self.weight_scale[ids].unsqueeze(-1)).to(self.dtype)
 
 
 def _set_module(root: nn.Module, name: str, module: nn.Module) -> None:
@@ -261,7 +266,10 @@ def _set_module(root: nn.Module, name: str, module: nn.Module) -> None:
 
 
 def quantizable_modules(model: nn.Module) -> dict[str, str]:
-    """`{module name: "linear" | "embedding"}` of what `quantize_student` converts, in order."""
+    """`{module name: "linear" | "embedding" | "experts"}` of what `quantize_student` converts,
+    in order."""
+    from training.int8_experts import is_fused_experts
+
     backbone = model.backbone
     embedding = backbone.get_input_embeddings()
     found = {}
@@ -270,6 +278,8 @@ def quantizable_modules(model: nn.Module) -> dict[str, str]:
             continue
         if module is embedding:
             found[name] = "embedding"
+        elif is_fused_experts(module):
+            found[name] = "experts"
         elif isinstance(module, nn.Linear):
             found[name] = "linear"
     return found
@@ -290,12 +300,17 @@ def quantize_student(model: nn.Module, activations: str = "int8",
     With `calibration` (from `calibrate`) the Linear layers get GPTQ rounding and, with int8
     activations and `smooth_alpha` > 0, the layers named by `smooth_layers` (suffixes) get
     SmoothQuant factors of that migration strength."""
+    from training.int8_experts import Int8Experts
+
     modules = quantizable_modules(model)
     smoothed = []
     for name, kind in modules.items():
         float_module = model.get_submodule(name)
         if kind == "embedding":
             _set_module(model, name, Int8Embedding.from_float(float_module))
+            continue
+        if kind == "experts":
+            _set_module(model, name, Int8Experts.from_float(float_module, activations))
             continue
         hessian = calibration.hessians.get(name) if calibration else None
         smooth = None
@@ -324,18 +339,25 @@ def quantization_info(modules: dict[str, str], activations: str, gptq: bool = Fa
         "activation_mode": activations,
         "float_modules": "heads, LayerNorms, position and token-type embeddings, biases",
         "modules": modules,
+        **({"experts": "fused expert tensors: int8 per expert and output channel, float32 "
+                       "scales (round to nearest); router and expert biases float"}
+           if "experts" in modules.values() else {}),
     }
 
 
 def apply_layout(model: nn.Module, quantization: dict) -> nn.Module:
     """Swap in empty int8 modules where `quantization["modules"]` says, ready for a state dict."""
+    from training.int8_experts import Int8Experts
+
     activations = quantization.get("activation_mode", "int8")
     smoothed = set((quantization.get("smoothing") or {}).get("modules") or ())
     for name, kind in quantization["modules"].items():
         float_module = model.get_submodule(name)
         if kind == "embedding":
             module = Int8Embedding(float_module.num_embeddings, float_module.embedding_dim,
-                                   float_module.padding_idx)
+                                   float_module.padding_idx, float_module.weight.dtype)
+        elif kind == "experts":
+            module = Int8Experts.like(float_module, activations)
         elif kind == "linear":
             module = Int8Linear(float_module.in_features, float_module.out_features,
                                 float_module.bias is not None, activations,
