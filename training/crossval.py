@@ -1,6 +1,6 @@
 """`python -m training.crossval`: a distillation recipe scored by K-fold cross-validation.
 
-    python -m training.crossval --config training/configs/embedded.yaml --folds 5 \\
+    python -m training.crossval --config training/configs/student_embedded.yaml --folds 5 \\
         [--folds-to-run 0,1] --out runs/cv-embedded [--no-baseline] [any distill flag ...]
 
 Folds come from `training.data.kfold` over the non-holdout songs (the holdout is never touched).

@@ -1,6 +1,6 @@
 """`python -m training.distill --config FILE`: train the student of `training.student` by KD.
 
-    python -m training.distill --config training/configs/embedded.yaml --out runs/embedded
+    python -m training.distill --config training/configs/student_embedded.yaml --out runs/embedded
 
 Every head learns from its teacher (`training.targets`: a teacher-labels file, else the gold labels
 as one-hot, plus the offline sentiment/emotion/safety tools) with the KD losses of

@@ -11,26 +11,11 @@ from pathlib import Path
 import pytest
 
 from training.distill import DistillConfig
+from training.tiny import write_tiny_bert
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SONGS = FIXTURES / "songs_training.jsonl"
 TINY_YAML = Path(__file__).resolve().parents[2] / "training" / "configs" / "student_tiny.yaml"
-
-
-def write_tiny_bert(folder: Path, seed: int = 0) -> Path:
-    """A 2-layer, hidden-32 random BERT and the MiniLM tokenizer, saved in `folder`."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from training.features import resolve_backbone
-
-    tokenizer = AutoTokenizer.from_pretrained(resolve_backbone("packaged:all-MiniLM-L6-v2"))
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
-    torch.manual_seed(seed)
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,79 @@
+"""`python -m training.pipeline --config training/configs/tiny.yaml`, end to end on the CPU."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from training.config import ConfigError, check_config, load_yaml
+from training.pipeline import STAGES, Pipeline, PipelineConfig
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "training" / "configs" / "tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """OUT of one tiny pipeline run through the command line (a minute or two)."""
+    out = tmp_path_factory.mktemp("pipeline") / "run"
+    done = subprocess.run([sys.executable, "-m", "training.pipeline", "--config", str(TINY),
+                           "--out", str(out)], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+def tiny_config(out: Path, **overrides) -> PipelineConfig:
+    values = load_yaml(TINY)
+    values.update(out=str(out), **overrides)
+    config = PipelineConfig(**values)
+    check_config(config)
+    return config
+
+
+def test_every_stage_reports_time_memory_and_figures(tiny_run):
+    report = json.loads((tiny_run / "report.json").read_text())
+    assert list(report["stages"]) == list(STAGES)
+    for name, stage in report["stages"].items():
+        assert stage["status"] == "ran", name
+        assert stage["wall_seconds"] > 0 and stage["peak_rss_mib"] > 50, name
+        assert stage["figures"], name
+    figures = {name: stage["figures"] for name, stage in report["stages"].items()}
+    assert figures["teacher"]["global_step"] >= 1 and figures["teacher"]["val_loss"] > 0
+    assert figures["labels"]["labelled"] == figures["data"]["songs"] == 12
+    assert set(figures["distill"]) == {"soft", "hard"}
+    assert 0 < figures["quantize"]["ratio"] < 1
+    evaluate = figures["evaluate"]
+    for student in ("soft", "hard"):
+        assert 0 <= evaluate[student]["teacher_agreement"] <= 1
+        assert 0 <= evaluate[student]["teacher_verdict_agreement"] <= 1
+    assert figures["export"]["student"] == evaluate["chosen"]
+    assert (tiny_run / "checkpoint" / "manifest.json").is_file()
+    assert "| teacher | ran |" in (tiny_run / "report.md").read_text()
+    provenance = json.loads((tiny_run / "labels.jsonl").read_text().splitlines()[0])
+    assert provenance["provenance"]["teacher"].endswith("teacher/final")
+
+
+def test_a_rerun_skips_current_stages_and_reruns_what_changed(tiny_run):
+    report = Pipeline(tiny_config(tiny_run)).run()
+    assert {s["status"] for s in report["stages"].values()} == {"skipped (current)"}
+    changed = tiny_config(tiny_run, export={"calibration_songs": 1})
+    report = Pipeline(changed).run()
+    statuses = {name: stage["status"] for name, stage in report["stages"].items()}
+    assert statuses.pop("export") == "ran"
+    assert set(statuses.values()) == {"skipped (current)"}
+
+
+def test_a_stale_stage_left_out_of_stages_is_refused(tiny_run):
+    from training.pipeline import PipelineError
+
+    config = tiny_config(tiny_run, labels={"temperature": 3.0}, stages=["data", "teacher"])
+    with pytest.raises(PipelineError, match="labels is not current"):
+        Pipeline(config).run()
+
+
+def test_unknown_stage_names_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="unknown stages"):
+        tiny_config(tmp_path, stages=["data", "distil"])
