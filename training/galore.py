@@ -39,7 +39,8 @@ def cpu_svd_projector(*args: Any, **kwargs: Any):
     return CPUSVDProjector(*args, **kwargs)
 
 
-def galore_parameters(model: nn.Module, targets: tuple[str, ...] = TARGETS) -> dict[str, nn.Parameter]:
+def galore_parameters(model: nn.Module, targets: tuple[str, ...] = TARGETS
+                      ) -> dict[str, nn.Parameter]:
     """`{name: weight}` of the 2-D weights of modules named like `targets` (the GaLore group)."""
     chosen = {}
     for module_name, module in model.named_modules():

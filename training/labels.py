@@ -11,9 +11,9 @@ answer is built field by field, no sampling:
   allowed value is scored as a continuation (its tokens and the JSON that follows it:
   `training.scoring.Cursor.score`), and `teacher_logits` are those log-probabilities,
   `teacher_probs` their softmax at `temperature`. The argmax is fed on, and is the hard label.
-- score (with `score`), themes and concerns (with `lists`): greedy decoding constrained to the schema (a
-  number 0-100; catalogue names, each at most once, then the list's end). Their `teacher_probs`
-  are 1 for the names chosen (a greedy answer has no distribution over sets).
+- score (with `score`), themes and concerns (with `lists`): greedy decoding constrained to the
+  schema (a number 0-100; catalogue names, each at most once, then the list's end). The lists'
+  `teacher_probs` are 1 for the names chosen (a greedy answer has no distribution over sets).
 - confidence: the probability of the chosen verdict.
 
 With `window: chunks` each lyric window is read and the categorical distributions are averaged

@@ -41,8 +41,8 @@ class Cursor:
         if self.next_logprobs is not None:
             total += float(self.next_logprobs[ids[0]])
         if len(ids) > 1:
-            steps = logprobs[0, :-1].gather(-1, torch.tensor(ids[1:], device=logprobs.device)[:, None])
-            total += float(steps.sum())
+            following = torch.tensor(ids[1:], device=logprobs.device)[:, None]
+            total += float(logprobs[0, :-1].gather(-1, following).sum())
         self.next_logprobs = logprobs[0, -1]
         self.length += len(ids)
         return total

@@ -2,8 +2,9 @@
 
 Lyrics longer than one window are cut into overlapping windows (`stride` tokens of overlap), never
 truncated. The text windowed is `song_text` (title, artist, lyrics), or for gpt-oss (`prompt:
-harmony`) the song's harmony chat prompt with the pinned date (`training.gptoss.harmony_prompt`). Encoders pool by masked mean over every token of every window (so the song vector is the
-mean over the whole lyric); decoders take each window's last real token and average the windows.
+harmony`) the song's harmony chat prompt with the pinned date (`training.gptoss.harmony_prompt`).
+Encoders pool by masked mean over every token of every window (so the song vector is the mean
+over the whole lyric); decoders take each window's last real token and average the windows.
 Heads follow the label schema (`HEAD_SPECS`); `concern_severity` holds one 4-way severity per
 concern category and is trained only where the concern is present.
 

@@ -82,6 +82,8 @@ class TeacherConfig:
     galore_proj_type: str = option("std", "projection side", choices=("std", "reverse_std",
                                                                       "left", "right", "full"))
     galore_targets: list[str] = option(list(TARGETS), "module names that get GaLore")
+    train_embeddings: bool = option(True, "also train the token embeddings and the LM head "
+                                    "(plain AdamW: for Qwen3-8B about 9 GiB of optimizer state)")
     eight_bit: bool = option(False, "GaLore AdamW 8-bit (bitsandbytes; CUDA only)")
     layerwise: bool = option(False, "one optimizer per weight, stepped as its gradient is ready "
                              "(saves gradient memory; needs grad_accumulation 1)")
@@ -249,6 +251,10 @@ class TeacherTrainer:
         dtype = torch.bfloat16 if (c.precision == "bf16" or (
             c.precision == "auto" and self.device.type in ("cuda", "mps"))) else torch.float32
         self.model, self.tokenizer = load_causal_lm(c.model, c.gguf_file, dtype)
+        if not c.train_embeddings:
+            for module in (self.model.get_input_embeddings(), self.model.get_output_embeddings()):
+                if module is not None:
+                    module.weight.requires_grad_(False)
         self.dtype = dtype
         self.encoder = fmt.Encoder(self.tokenizer, c.max_length, c.answer_reserve, c.window,
                                    c.stride)
@@ -433,7 +439,8 @@ class TeacherTrainer:
             predicted.append(fmt.CATEGORICAL[0][3][int(np.argmax(scores))])
             gold.append(example.label.verdict)
         model.train()
-        return {"val_loss": float(np.mean(losses)), "val_verdict_accuracy": accuracy(gold, predicted),
+        return {"val_loss": float(np.mean(losses)),
+                "val_verdict_accuracy": accuracy(gold, predicted),
                 "val_verdict_macro_f1": macro_f1(gold, predicted)}
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -443,7 +450,8 @@ class TeacherTrainer:
             return
         from safetensors.torch import save_model
 
-        staging, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
+        staging = folder.with_name(folder.name + ".tmp")
+        old = folder.with_name(folder.name + ".old")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         save_model(self.accelerator.unwrap_model(self.model), str(staging / "model.safetensors"))

@@ -33,7 +33,8 @@ def test_loss_is_masked_to_the_answer_tokens(tokenizer, songs):
         answer = encoder.answer(fmt.answer_segments(song.label))
         start = next(i for i, t in enumerate(example.labels) if t != fmt.IGNORE)
         assert all(t == fmt.IGNORE for t in example.labels[:start])
-        assert example.labels[start:] == example.input_ids[start:] == answer[:len(example.labels) - start]
+        supervised = len(example.labels) - start
+        assert example.labels[start:] == example.input_ids[start:] == answer[:supervised]
         assert len(example.input_ids) <= 448
         text = tokenizer.decode(example.input_ids[start:])
         assert text.startswith('{"verdict": "' + song.label.verdict)

@@ -77,3 +77,19 @@ def test_a_stale_stage_left_out_of_stages_is_refused(tiny_run):
 def test_unknown_stage_names_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="unknown stages"):
         tiny_config(tmp_path, stages=["data", "distil"])
+
+
+@pytest.mark.parametrize("name", ["tiny", "embedded", "production"])
+def test_shipped_configs_build_every_stage_config(name, tmp_path):
+    values = load_yaml(REPO / "training" / "configs" / f"{name}.yaml")
+    values.update(data=str(REPO / "tests" / "training" / "fixtures" / "songs_training.jsonl"),
+                  out=str(tmp_path))
+    config = PipelineConfig(**values)
+    check_config(config)
+    pipeline = Pipeline(config)
+    teacher, labels = pipeline.teacher_config(), pipeline.labels_config()
+    assert labels.teacher == str(tmp_path / "teacher" / "final")
+    assert labels.holdout == teacher.holdout  # the teacher and the summary share one hold-out
+    assert pipeline.distill_config(True).teacher_labels == str(tmp_path / "labels.jsonl")
+    assert pipeline.distill_config(False).teacher_labels is None
+    assert all(pipeline.fingerprint(stage) for stage in ("data", "teacher"))

@@ -78,6 +78,17 @@ def test_layerwise_steps_every_weight_without_accumulation(teacher_config, tiny_
     assert "model.layers.1.mlp.down_proj.weight" in changed and "lm_head.weight" in changed
 
 
+def test_frozen_embeddings_stay_put_while_the_projections_train(teacher_config, tiny_teacher):
+    config = teacher_config(train_embeddings=False, save_every=0)
+    TeacherTrainer(config).run()
+    before = load_file(str(tiny_teacher / "model.safetensors"))
+    after = final_weights(config.out)
+    for key in ("model.embed_tokens.weight", "lm_head.weight"):
+        assert torch.equal(before[key], after[key]), key
+    assert not torch.equal(before["model.layers.1.self_attn.o_proj.weight"],
+                           after["model.layers.1.self_attn.o_proj.weight"])
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"layerwise": True, "grad_accumulation": 8}, "grad_accumulation 1"),
     ({"layerwise": True, "grad_accumulation": 1, "max_grad_norm": 1.0}, "max_grad_norm 0"),
