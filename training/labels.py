@@ -71,7 +71,11 @@ class LabelsConfig:
     stride: int | None = option(None, "chunk overlap (None: the teacher's)")
     holdout: float = option(0.15, "hold-out share, for the summary's accuracy", minimum=0.0)
     split_seed: int = option(0, "hold-out seed, for the summary's accuracy", minimum=0)
-    max_songs: int | None = option(None, "label only the first N songs (smoke runs)", minimum=1)
+    order: str = option("file", "which songs first: file order, or holdout_first (the hold-out "
+                        "songs, then the others in a seeded random order)",
+                        choices=("file", "holdout_first"))
+    max_songs: int | None = option(None, "label only the first N songs of that order (a rerun "
+                                   "with more continues)", minimum=1)
     precision: str = option("auto", "weights' dtype (auto: bf16 on CUDA/MPS, fp32 on CPU)",
                             choices=("auto", "bf16", "fp32"))
     device: str = option("auto", "auto, cpu, cuda or mps", choices=("auto", "cpu", "cuda", "mps"))
@@ -219,7 +223,12 @@ def run(config: LabelsConfig) -> dict:
         raise LabelsError("pass --teacher (the fine-tuned teacher folder) and --out FILE")
     device = pick_device(config.device)
     torch.set_num_threads(config.num_threads or os.cpu_count() or 1)
-    examples, _ = read_examples(config.data)
+    everything, _ = read_examples(config.data)
+    examples = everything
+    if config.order == "holdout_first":
+        development, holdout = holdout_split(everything, config.holdout, config.split_seed)
+        shuffled = np.random.default_rng(config.split_seed).permutation(len(development))
+        examples = holdout + [development[i] for i in shuffled]
     examples = examples[:config.max_songs] if config.max_songs else examples
     settings = _encoder_settings(config)
     dtype = torch.bfloat16 if (config.precision == "bf16" or (
@@ -254,7 +263,7 @@ def run(config: LabelsConfig) -> dict:
     summary = {"out": str(out), "labelled": len(todo), "skipped": len(examples) - len(todo),
                "load_seconds": round(load_seconds, 1),
                "seconds_per_song": round(seconds / len(todo), 3) if todo else None,
-               "peak_rss_mib": peak_rss_mib(), **teacher_accuracy(out, examples, config)}
+               "peak_rss_mib": peak_rss_mib(), **teacher_accuracy(out, everything, config)}
     out.with_suffix(".summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 

@@ -250,43 +250,43 @@ def stage_quantize(p: Pipeline) -> dict:
 
 
 def stage_evaluate(p: Pipeline) -> dict:
-    """Each student's hold-out metrics and its agreement with the teacher on those songs."""
+    """Each student's hold-out metrics, and its agreement with the teacher on the hold-out songs
+    the teacher labelled: same verdict, and (when the labels carry scores) scores within 5."""
     from training import metrics
-    from training.data import read_examples
+    from training.data import holdout_split, read_examples
     from training.predict import evaluate_predictions, predict_songs
     from training.student import load_student
-    from training.targets import read_teacher_labels
 
     examples, _ = read_examples(p.config.data)
-    teacher = read_teacher_labels(p.paths["labels"])
     teacher_rows = {}
     for line in p.paths["labels"].read_text(encoding="utf-8").splitlines()[1:]:
         if line.strip():
             record = json.loads(line)
             teacher_rows[record["song_id"]] = record
     split = p.teacher_config()
-    from training.data import holdout_split
-
     _, holdout = holdout_split(examples, split.holdout, split.split_seed)
-    figures = {"holdout_songs": len(holdout)}
-    gold = [e.label.verdict for e in holdout]
-    t_verdicts = [teacher_rows[e.song_id]["labels"]["verdict"] for e in holdout]
-    figures["teacher"] = {"verdict_accuracy": metrics.accuracy(gold, t_verdicts),
-                          "verdict_macro_f1": metrics.macro_f1(gold, t_verdicts),
-                          "provenance": teacher.provenance.get("teacher")}
+    labelled = [i for i, e in enumerate(holdout) if e.song_id in teacher_rows]
+    rows = [teacher_rows[holdout[i].song_id] for i in labelled]
+    gold = [holdout[i].label.verdict for i in labelled]
+    t_verdicts = [r["labels"]["verdict"] for r in rows]
+    figures = {"holdout_songs": len(holdout), "teacher_labelled_holdout_songs": len(labelled),
+               "teacher": {"verdict_accuracy": metrics.accuracy(gold, t_verdicts),
+                           "verdict_macro_f1": metrics.macro_f1(gold, t_verdicts)}}
+    if all("score" in r for r in rows):
+        figures["teacher"]["score_mae"] = metrics.mae(
+            [float(holdout[i].label.score) for i in labelled], [r["score"] for r in rows])
     for name, folder in p.students().items():
         model, featurizer, _ = load_student(folder / "best")
         predictions = predict_songs(model, featurizer, [e.song() for e in holdout])
         result = evaluate_predictions(holdout, predictions)
-        s_verdicts = [pr["verdict"] for pr in predictions]
+        s_verdicts = [predictions[i]["verdict"] for i in labelled]
         result["teacher_verdict_agreement"] = metrics.accuracy(t_verdicts, s_verdicts)
-        if all("score" in teacher_rows[e.song_id] for e in holdout):
+        if all("score" in r for r in rows):
             result["teacher_agreement"] = metrics.agreement(
-                t_verdicts, s_verdicts, [teacher_rows[e.song_id]["score"] for e in holdout],
-                [pr["score"] for pr in predictions])
+                t_verdicts, s_verdicts, [r["score"] for r in rows],
+                [predictions[i]["score"] for i in labelled])
         figures[name] = result
-    students = [n for n in p.students()]
-    figures["chosen"] = max(students, key=lambda n: figures[n]["verdict_macro_f1"])
+    figures["chosen"] = max(p.students(), key=lambda n: figures[n]["verdict_macro_f1"])
     return figures
 
 

@@ -319,8 +319,10 @@ class TeacherTrainer:
         last = self.out / "last"
         saved = torch.load(last / STATE_FILE, weights_only=True)
         current = asdict(self.config)
-        changed = [f"{k}: {saved['config'].get(k)!r} -> {current.get(k)!r}" for k in current
-                   if k not in RUNTIME_SETTINGS and saved["config"].get(k) != current.get(k)]
+        # A setting added after the run started counts as its default.
+        before = {**asdict(TeacherConfig()), **saved["config"]}
+        changed = [f"{k}: {before.get(k)!r} -> {current.get(k)!r}" for k in current
+                   if k not in RUNTIME_SETTINGS and before.get(k) != current.get(k)]
         if changed:
             raise TeacherError(f"{last} was made with other settings ({'; '.join(changed)}); "
                                "use another --out, or --no-resume to start over")

@@ -67,6 +67,16 @@ def test_resume_with_other_settings_is_refused(teacher_config, tmp_path):
         TeacherTrainer(teacher_config(lr=5e-4)).run()
 
 
+def test_a_setting_added_after_the_run_started_counts_as_its_default(teacher_config):
+    config = teacher_config(stop_after_steps=1)
+    TeacherTrainer(config).run()
+    path = Path(config.out) / "last" / "trainer_state.pt"
+    state = torch.load(path, weights_only=True)
+    del state["config"]["train_embeddings"]  # as written before the option existed
+    torch.save(state, path)
+    assert TeacherTrainer(teacher_config()).run()["global_step"] == 3
+
+
 def test_layerwise_steps_every_weight_without_accumulation(teacher_config, tiny_teacher):
     config = teacher_config(layerwise=True, grad_accumulation=1, max_grad_norm=0.0,
                             batch_size=3, save_every=0)
