@@ -152,12 +152,14 @@ class RQRunner(NullRunner):
         service = job_service(self.app)
         self._enqueue(service, service.runnable_records(job_id))
 
-    def sweep(self) -> int:
-        """Recover stale rows and queue any runnable row not queued within a lease; how many."""
+    def sweep(self, requeue_all: bool = False) -> int:
+        """Recover stale rows and queue any runnable row not queued within a lease (with
+        `requeue_all`, every runnable row); how many."""
         service = job_service(self.app)
         service.recover_stale()
         lease = timedelta(seconds=self.app.config["JOB_LEASE_SECONDS"])
-        record_ids = service.runnable_records(not_enqueued_since=utcnow() - lease)
+        since = utcnow() if requeue_all else utcnow() - lease
+        record_ids = service.runnable_records(not_enqueued_since=since)
         self._enqueue(service, record_ids)
         return len(record_ids)
 

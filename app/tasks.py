@@ -59,7 +59,10 @@ class SelahWorker(SimpleWorker):
         app = get_app()
         with app.app_context():
             try:
-                requeued = RQRunner(app).sweep()
+                # Every waiting row, not only those queued a lease ago: a worker killed between
+                # taking a song's message and claiming its row lost that message, and the row
+                # still looks freshly queued. Duplicates are harmless (claims are atomic).
+                requeued = RQRunner(app).sweep(requeue_all=True)
                 log.info("worker start: %d songs queued again", requeued)
             finally:
                 db.session.remove()
