@@ -36,14 +36,19 @@ def write_tiny_student(folder: Path, seed: int = 0, data: Path = SONGS) -> Path:
     model = StudentModel(BertModel(config), dropout=0.0).eval()
     featurizer = Featurizer(tokenizer, 64, 16)
     _aim_verdict_head(model, featurizer, data)
-    meta = {
-        "backbone": "tiny-random-bert", "data": str(data),
+    return save_student(model, tokenizer, folder, featurizer,
+                        fixture_meta("tiny-random-bert", data, seed))
+
+
+def fixture_meta(backbone: str, data, seed: int) -> dict:
+    """The student metadata of a fixture checkpoint trained on `data` (split all)."""
+    return {
+        "backbone": backbone, "data": str(data),
         "data_sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
         "config": {"split": "all", "val_fraction": 0.5, "split_seed": 0, "holdout": 0.15,
                    "seed": seed},
         "metrics": {"verdict_accuracy": 0.25}, "teacher_sources": {"verdict": "gold one-hot"},
     }
-    return save_student(model, tokenizer, folder, featurizer, meta)
 
 
 def _aim_verdict_head(model, featurizer, data: Path) -> None:

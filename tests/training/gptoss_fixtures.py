@@ -8,11 +8,12 @@ songs, with the harmony special tokens and the real gpt-oss chat template of
 No download anywhere.
 """
 
-import hashlib
 import json
 from pathlib import Path
 
 import pytest
+
+from tests.checkpoint_fixtures import fixture_meta
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SONGS = FIXTURES / "songs_training.jsonl"
@@ -88,14 +89,8 @@ def write_tiny_gptoss_student(folder: Path, hidden: int = 256, seed: int = 0,
     model = StudentModel(backbone, pooling="last_token", dropout=0.0).eval()
     featurizer = Featurizer(tokenizer, 320, 32, prompt="harmony")
     _aim_verdict_head(model, featurizer, data)
-    meta = {
-        "backbone": "tiny-random-gpt-oss", "data": str(data),
-        "data_sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
-        "config": {"split": "all", "val_fraction": 0.5, "split_seed": 0, "holdout": 0.15,
-                   "seed": seed},
-        "metrics": {"verdict_accuracy": 0.25}, "teacher_sources": {"verdict": "gold one-hot"},
-    }
-    return save_student(model, tokenizer, folder, featurizer, meta)
+    return save_student(model, tokenizer, folder, featurizer,
+                        fixture_meta("tiny-random-gpt-oss", data, seed))
 
 
 def _aim_verdict_head(model, featurizer, data: Path, spread: float = 3.0) -> None:
