@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.models import AnalysisRecord, Song, utcnow
 from app.services.analyzers.base import MIN_LYRICS_CHARS, AnalysisResult, concern_level
-from app.services.errors import NotFound
+from app.services.errors import get_or_404
 
 _SPACE = re.compile(r"\s+")
 
@@ -168,9 +168,7 @@ class AnalysisService:
         `busy` means another worker holds this song for the current model version: the record
         returned is that worker's, still in progress.
         """
-        song = self.session.get(Song, song_id)
-        if song is None:
-            raise NotFound(f"song {song_id} not found", {"song_id": song_id})
+        song = get_or_404(self.session, Song, song_id, "song")
         analyzer = self.store.get()
         version = analyzer.model_version
         if not force:

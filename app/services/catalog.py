@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.models import Playlist, PlaylistSong, Song
 from app.services.analysis import lyrics_hash
-from app.services.errors import InvalidInput, NotFound
+from app.services.errors import InvalidInput, get_or_404
 
 
 class CatalogService:
@@ -29,10 +29,7 @@ class CatalogService:
 
     def get_song(self, song_id: int) -> Song:
         """The song, or NotFound naming the id."""
-        song = self.session.get(Song, song_id)
-        if song is None:
-            raise NotFound(f"song {song_id} not found", {"song_id": song_id})
-        return song
+        return get_or_404(self.session, Song, song_id, "song")
 
     def list_songs(self, page: int, per_page: int) -> tuple[list[Song], int]:
         """One page of songs by id, and the total count."""
@@ -71,13 +68,10 @@ class CatalogService:
 
     def get_playlist(self, playlist_id: int) -> Playlist:
         """The playlist with its songs, or NotFound naming the id."""
-        playlist = self.session.get(
-            Playlist, playlist_id,
+        return get_or_404(
+            self.session, Playlist, playlist_id, "playlist",
             options=[selectinload(Playlist.entries).selectinload(PlaylistSong.song)],
         )
-        if playlist is None:
-            raise NotFound(f"playlist {playlist_id} not found", {"playlist_id": playlist_id})
-        return playlist
 
     def list_playlists(self, page: int, per_page: int) -> tuple[list[Playlist], int]:
         """One page of playlists by id (songs loaded), and the total count."""

@@ -3,6 +3,12 @@
 Services never import Flask: they raise these, and the views' error handlers translate them.
 """
 
+from typing import TypeVar
+
+from sqlalchemy.orm import Session
+
+Row = TypeVar("Row")
+
 
 class ServiceError(Exception):
     """Base of every service error: an HTTP status, a machine code, a message and details."""
@@ -35,3 +41,12 @@ class Unavailable(ServiceError):
 
     status = 503
     code = "unavailable"
+
+
+def get_or_404(session: Session, model: type[Row], ident: int, what: str, **options) -> Row:
+    """The `model` row with primary key `ident`, or NotFound: "`what` `ident` not found", with
+    `{"<what>_id": ident}` as details. `options` go to `session.get` (e.g. eager loads)."""
+    row = session.get(model, ident, **options)
+    if row is None:
+        raise NotFound(f"{what} {ident} not found", {f"{what}_id": ident})
+    return row

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.models import AnalysisRecord, Job, Playlist, PlaylistSong, Song, utcnow
 from app.services.analysis import AnalysisService
-from app.services.errors import InvalidInput, NotFound
+from app.services.errors import InvalidInput, get_or_404
 
 log = logging.getLogger(__name__)
 ACTIVE = ("pending", "in_progress")
@@ -78,8 +78,7 @@ class JobService:
 
     def create_playlist_job(self, playlist_id: int, force: bool = False) -> Job:
         """A job over a playlist's songs."""
-        if self.session.get(Playlist, playlist_id) is None:
-            raise NotFound(f"playlist {playlist_id} not found", {"playlist_id": playlist_id})
+        get_or_404(self.session, Playlist, playlist_id, "playlist")
         song_ids = self.session.scalars(
             select(PlaylistSong.song_id)
             .where(PlaylistSong.playlist_id == playlist_id)
@@ -241,10 +240,7 @@ class JobService:
 
     def get_job(self, job_id: int) -> Job:
         """The job, or NotFound."""
-        job = self.session.get(Job, job_id)
-        if job is None:
-            raise NotFound(f"job {job_id} not found", {"job_id": job_id})
-        return job
+        return get_or_404(self.session, Job, job_id, "job")
 
     def job_counts(self, job_id: int) -> dict:
         """Rows of a job by status."""
@@ -278,8 +274,7 @@ class JobService:
 
     def playlist_counts(self, playlist_id: int) -> dict:
         """Songs of a playlist by the status of their latest analysis."""
-        if self.session.get(Playlist, playlist_id) is None:
-            raise NotFound(f"playlist {playlist_id} not found", {"playlist_id": playlist_id})
+        get_or_404(self.session, Playlist, playlist_id, "playlist")
         songs = select(PlaylistSong.song_id).where(PlaylistSong.playlist_id == playlist_id)
         return self.latest_status_counts(songs)
 

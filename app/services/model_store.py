@@ -7,6 +7,9 @@ checkpoint is refused with its reason logged, and the old analyzer keeps serving
 Three things trigger a reload: `POST /api/admin/model/reload`, SIGHUP to a serving process
 (`install_sighup_reload`) and the `ModelWatcher`, which polls the backend's `fingerprint` (for
 gptoss: name, size and mtime of every file in the checkpoint folder) and reloads when it changes.
+
+A store is the only thing that loads a model: `BaseAnalyzer.get_instance` goes through one too
+(`store_for`), sharing the process-wide store when it asks for the same settings.
 """
 
 import logging
@@ -201,18 +204,47 @@ _process_store: ModelStore | None = None
 _process_lock = threading.Lock()
 
 
+def environment_config() -> dict[str, Any]:
+    """Every setting of `app.config.Config`, as read from the environment."""
+    from app.config import Config
+
+    return {k: getattr(Config, k) for k in dir(Config) if k.isupper()}
+
+
+def process_store() -> ModelStore:
+    """The process-wide store: the backend and settings the environment names, made once."""
+    global _process_store
+    with _process_lock:
+        if _process_store is None:
+            from app.services.analyzers import backend_class
+
+            config = environment_config()
+            _process_store = ModelStore(backend_class(config["ANALYZER_BACKEND"]), config)
+        return _process_store
+
+
 def current_store() -> ModelStore:
     """The current app's store inside an app context, else the process-wide one."""
     from flask import current_app, has_app_context
 
     if has_app_context():
         return current_app.extensions["selah.model_store"]
-    global _process_store
-    with _process_lock:
-        if _process_store is None:
-            from app.config import Config
-            from app.services.analyzers import backend_class
+    return process_store()
 
-            config = {k: getattr(Config, k) for k in dir(Config) if k.isupper()}
-            _process_store = ModelStore(backend_class(config["ANALYZER_BACKEND"]), config)
-        return _process_store
+
+def store_for(
+    backend_cls: type[BaseAnalyzer], config: Mapping[str, Any] | None = None
+) -> ModelStore:
+    """A store serving `backend_cls` (what `BaseAnalyzer.get_instance` loads through).
+
+    With `config` None: the process-wide store when the environment selects this backend (so
+    the same settings never load a second model), else a new store of the environment's
+    settings. With a `config`: a new store of it.
+    """
+    if config is None:
+        from app.services.analyzers import BACKENDS
+
+        config = environment_config()
+        if BACKENDS.get(config["ANALYZER_BACKEND"]) is backend_cls:
+            return process_store()
+    return ModelStore(backend_cls, config)

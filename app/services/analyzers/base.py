@@ -2,14 +2,17 @@
 
 Kept from the legacy 4-model service (see `shared/spec/contract.md`, sections 1-2): every name,
 method and hard-indexed key. `BaseAnalyzer` holds what all backends share: the no-lyrics rule,
-input coercion, the never-raise guarantee and the per-class singleton.
+input coercion, the never-raise guarantee and the per-class singleton (loaded by a `ModelStore`).
 """
 
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from app.services.model_store import ModelStore
 
 # Titles that mark a song without lyrics as instrumental (contract section 1).
 INSTRUMENTAL_WORDS = (
@@ -91,6 +94,30 @@ class AnalysisResult:
         configuration_snapshot: dict | None = None,
     ) -> "AnalysisResult":
         """A complete failed result: score 0, every hard-indexed key present."""
+        return cls._empty(
+            title, artist, lyrics_text,
+            score=0.0, explanation=f"Analysis failed: {error_message}", level="Unknown",
+            processing_time=processing_time, user_id=user_id, error_message=error_message,
+            configuration_snapshot=dict(configuration_snapshot or {}),
+        )
+
+    @classmethod
+    def _empty(
+        cls,
+        title: str,
+        artist: str,
+        lyrics_text: str,
+        *,
+        score: float,
+        explanation: str,
+        level: str,
+        summary: str = "",
+        processing_time: float = 0.0,
+        user_id: int | None = None,
+        error_message: str | None = None,
+        configuration_snapshot: dict | None = None,
+    ) -> "AnalysisResult":
+        # What no model produced (an error, the no-lyrics rule) still has every key callers read.
         return cls(
             title=title,
             artist=artist,
@@ -105,11 +132,11 @@ class AnalysisResult:
             biblical_analysis={"themes": [], "supporting_scripture": [], "biblical_themes_count": 0},
             model_analysis={},
             scoring_results={
-                "final_score": 0.0,
-                "explanation": f"Analysis failed: {error_message}",
-                "quality_level": "Unknown",
+                "final_score": score,
+                "explanation": explanation,
+                "quality_level": level,
                 "component_scores": {},
-                "verdict_summary": "",
+                "verdict_summary": summary,
                 "formation_guidance": "",
                 "theological_weighting": 0.0,
                 "formational_penalty": 0.0,
@@ -117,7 +144,7 @@ class AnalysisResult:
             processing_time=processing_time,
             user_id=user_id,
             error_message=error_message,
-            configuration_snapshot=dict(configuration_snapshot or {}),
+            configuration_snapshot=configuration_snapshot or {},
         )
 
     @classmethod
@@ -189,31 +216,9 @@ def no_lyrics_result(title: str, artist: str, lyrics: str, user_id: int | None) 
         if instrumental
         else "No lyrics available: the song was not analysed"
     )
-    return AnalysisResult(
-        title=title,
-        artist=artist,
-        lyrics_text=lyrics,
-        processed_text="",
-        content_analysis={
-            "concern_flags": [],
-            "safety_assessment": {},
-            "total_penalty": 0,
-            "concern_level": "unknown",
-        },
-        biblical_analysis={"themes": [], "supporting_scripture": [], "biblical_themes_count": 0},
-        model_analysis={},
-        scoring_results={
-            "final_score": score,
-            "explanation": reason,
-            "quality_level": level,
-            "component_scores": {},
-            "verdict_summary": reason,
-            "formation_guidance": "",
-            "theological_weighting": 0.0,
-            "formational_penalty": 0.0,
-        },
-        user_id=user_id,
-        configuration_snapshot={"rule": "no_lyrics"},
+    return AnalysisResult._empty(
+        title, artist, lyrics, score=score, explanation=reason, level=level, summary=reason,
+        user_id=user_id, configuration_snapshot={"rule": "no_lyrics"},
     )
 
 
@@ -244,8 +249,9 @@ class BaseAnalyzer:
 
     backend: ClassVar[str] = "base"
     model_version: str = "unknown"
-    _instance: ClassVar["BaseAnalyzer | None"] = None
-    _instance_lock: ClassVar[threading.Lock] = threading.Lock()
+    # The store `get_instance` loads through, per class (read from the class's own __dict__).
+    _store: ClassVar["ModelStore | None"] = None
+    _store_lock: ClassVar[threading.Lock] = threading.Lock()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "BaseAnalyzer":
@@ -264,21 +270,39 @@ class BaseAnalyzer:
 
     @classmethod
     def get_instance(cls, config: Mapping[str, Any] | None = None) -> "BaseAnalyzer":
-        """The process-wide instance of this backend, built on first use."""
-        with cls._instance_lock:
-            if cls.__dict__.get("_instance") is None:
-                if config is None:
-                    from app.config import Config
+        """The process-wide instance of this backend, loaded on first use by a `ModelStore`.
 
-                    config = {k: getattr(Config, k) for k in dir(Config) if k.isupper()}
-                cls._instance = cls.from_config(config)
-            return cls._instance
+        With `config` None the settings are the environment's, and when the environment selects
+        this backend the instance is the process-wide store's (the one the legacy helpers serve
+        outside an app context), so those settings load one model, not two. Otherwise this class
+        gets a store of its own. Later calls return the same instance, whatever `config` they
+        pass, until `reset_cache`. A failed load raises `AnalyzerUnavailable` saying why, and the
+        next call tries again.
+        """
+        from app.services.model_store import store_for  # model_store imports this module
+
+        with cls._store_lock:
+            store = cls.__dict__.get("_store")
+            if store is None:
+                store = cls._store = store_for(cls, config)
+        try:
+            return store.get()
+        except AnalyzerUnavailable:
+            # As before the stores: a failed load is not cached, the next call builds afresh.
+            with cls._store_lock:
+                if cls.__dict__.get("_store") is store:
+                    cls._store = None
+            store.clear()
+            raise
 
     @classmethod
     def reset_cache(cls) -> None:
-        """Forget the process-wide instance; the next `get_instance` builds a new one."""
-        with cls._instance_lock:
-            cls._instance = None
+        """Forget the instance and clear the store it came from; the next `get_instance` loads
+        a new one."""
+        with cls._store_lock:
+            store, cls._store = cls.__dict__.get("_store"), None
+        if store is not None:
+            store.clear()
 
     def info(self) -> dict:
         """Backend name, model version and the models it runs."""

@@ -1,19 +1,31 @@
-"""The analyzer interface: AnalysisResult, the no-lyrics rule, never-raise, singletons."""
+"""The analyzer interface: AnalysisResult, the no-lyrics rule, never-raise, singletons (loaded
+through a ModelStore)."""
 
+import threading
 from datetime import datetime
 
 import pytest
 
+from app.config import Config
+from app.services import model_store
 from app.services.analyzers import (
     BACKENDS,
     AnalysisResult,
     Analyzer,
     AnalyzerRateLimited,
+    AnalyzerUnavailable,
     GPTOSSChristianAnalyzer,
     backend_class,
     preflight,
 )
-from app.services.analyzers.base import BaseAnalyzer, concern_level, quality_level, recommendation
+from app.services.analyzers.base import (
+    BaseAnalyzer,
+    concern_level,
+    no_lyrics_result,
+    quality_level,
+    recommendation,
+)
+from app.services.model_store import ModelStore, current_store
 from tests.fake_analyzer import FakeAnalyzer
 
 LYRICS = "Grace that found me in the dark\nLight that kindled in my heart\nI will sing"
@@ -183,6 +195,73 @@ def test_singleton_helpers():
     FakeAnalyzer.reset_cache()
 
 
+class _Counting(FakeAnalyzer):
+    """Counts `from_config` calls; `broken` makes them fail."""
+
+    built: list = []
+    broken = False
+
+    @classmethod
+    def from_config(cls, config):
+        cls.built.append(dict(config))
+        if cls.broken:
+            raise AnalyzerUnavailable("checkpoint /x is missing manifest.json")
+        return super().from_config(config)
+
+
+@pytest.fixture
+def counting(monkeypatch):
+    """A fresh `_Counting` subclass, its cache reset afterwards, and no process-wide store yet."""
+    monkeypatch.setattr(model_store, "_process_store", None)
+    cls = type("Counting", (_Counting,), {"built": [], "broken": False})
+    yield cls
+    cls.reset_cache()
+
+
+def test_get_instance_loads_once_through_a_model_store(counting, monkeypatch):
+    loads = []
+    real_load = ModelStore._load_locked
+    monkeypatch.setattr(ModelStore, "_load_locked",
+                        lambda store: loads.append(1) or real_load(store))
+    threads = [threading.Thread(target=counting.get_instance, args=({},)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(counting.built) == 1 and len(loads) == 1
+    assert counting.get_instance({"FAKE_MODEL_VERSION": "ignored"}).model_version == "fake-1"
+    assert model_store._process_store is None
+
+
+def test_get_instance_shares_the_process_store_when_the_environment_selects_it(
+    counting, monkeypatch
+):
+    monkeypatch.setitem(BACKENDS, "counting", counting)
+    monkeypatch.setattr(Config, "ANALYZER_BACKEND", "counting")
+    instance = counting.get_instance()
+    assert current_store().get() is instance
+    assert current_store().backend_cls is counting and len(counting.built) == 1
+    counting.reset_cache()
+    assert current_store().status == "not_initialized"
+    assert counting.get_instance() is not instance and len(counting.built) == 2
+
+
+def test_get_instance_of_another_backend_leaves_the_process_store_alone(counting, monkeypatch):
+    monkeypatch.setattr(Config, "ANALYZER_BACKEND", "gptoss")
+    assert counting.get_instance().model_version == "fake-1"
+    assert counting.built[0]["ANALYZER_BACKEND"] == "gptoss"
+    assert model_store._process_store is None
+
+
+def test_a_failed_get_instance_is_tried_again(counting):
+    counting.broken = True
+    with pytest.raises(AnalyzerUnavailable, match="manifest.json"):
+        counting.get_instance({"FAKE_MODEL_VERSION": "bad"})
+    counting.broken = False
+    assert counting.get_instance({"FAKE_MODEL_VERSION": "good"}).model_version == "good"
+    assert [c["FAKE_MODEL_VERSION"] for c in counting.built] == ["bad", "good"]
+
+
 def test_backend_lookup_lists_valid_names():
     assert backend_class("gptoss") is GPTOSSChristianAnalyzer
     with pytest.raises(ValueError, match="valid backends: gptoss"):
@@ -195,3 +274,76 @@ def test_gptoss_preflight_names_what_is_missing(tmp_path):
     assert str(tmp_path) in message and "manifest.json" in message
     ok, message = preflight({"ANALYZER_BACKEND": "nope"})
     assert not ok and "valid backends" in message
+
+
+EMPTY_CONTENT = {"concern_flags": [], "safety_assessment": {}, "total_penalty": 0,
+                 "concern_level": "unknown"}
+EMPTY_BIBLICAL = {"themes": [], "supporting_scripture": [], "biblical_themes_count": 0}
+
+
+def _scoring(score, explanation, level, summary):
+    return {"final_score": score, "explanation": explanation, "quality_level": level,
+            "component_scores": {}, "verdict_summary": summary, "formation_guidance": "",
+            "theological_weighting": 0.0, "formational_penalty": 0.0}
+
+
+# Every field but the timestamp, exactly as the empty results have always been built.
+PINNED_EMPTY_RESULTS = {
+    "error": {
+        "title": "T", "artist": "A", "lyrics_text": "words", "processed_text": "",
+        "content_analysis": EMPTY_CONTENT, "biblical_analysis": EMPTY_BIBLICAL,
+        "model_analysis": {},
+        "scoring_results": _scoring(0.0, "Analysis failed: model exploded", "Unknown", ""),
+        "processing_time": 1.5, "user_id": 7, "analysis_version": "selah-1",
+        "error_message": "model exploded", "configuration_snapshot": {"backend": "fake"},
+        "recommendation": "Not recommended for Christian audiences",
+    },
+    "no_lyrics": {
+        "title": "Untitled", "artist": "Band", "lyrics_text": "la", "processed_text": "",
+        "content_analysis": EMPTY_CONTENT, "biblical_analysis": EMPTY_BIBLICAL,
+        "model_analysis": {},
+        "scoring_results": _scoring(
+            50.0, "No lyrics available: the song was not analysed", "No Lyrics Available",
+            "No lyrics available: the song was not analysed"),
+        "processing_time": 0.0, "user_id": 3, "analysis_version": "selah-1",
+        "error_message": None, "configuration_snapshot": {"rule": "no_lyrics"},
+        "recommendation": "Review recommended - some concerns may apply",
+    },
+    "instrumental": {
+        "title": "Prelude (Instrumental)", "artist": "Band", "lyrics_text": "",
+        "processed_text": "",
+        "content_analysis": EMPTY_CONTENT, "biblical_analysis": EMPTY_BIBLICAL,
+        "model_analysis": {},
+        "scoring_results": _scoring(
+            75.0, "Instrumental track: no lyrics to analyse", "Instrumental",
+            "Instrumental track: no lyrics to analyse"),
+        "processing_time": 0.0, "user_id": None, "analysis_version": "selah-1",
+        "error_message": None, "configuration_snapshot": {"rule": "no_lyrics"},
+        "recommendation": "Generally appropriate for Christian audiences",
+    },
+}
+
+
+def _empty_result(kind):
+    if kind == "error":
+        return AnalysisResult.create_error("T", "A", "words", "model exploded", user_id=7,
+                                           processing_time=1.5,
+                                           configuration_snapshot={"backend": "fake"})
+    if kind == "no_lyrics":
+        return no_lyrics_result("Untitled", "Band", "la", 3)
+    return no_lyrics_result("Prelude (Instrumental)", "Band", "", None)
+
+
+@pytest.mark.parametrize("kind", sorted(PINNED_EMPTY_RESULTS))
+def test_empty_results_are_pinned(kind):
+    data = _empty_result(kind).to_dict()
+    assert datetime.fromisoformat(data.pop("timestamp")).tzinfo is not None
+    assert data == PINNED_EMPTY_RESULTS[kind]
+
+
+def test_empty_results_share_no_mutable_state():
+    first, second = _empty_result("error"), _empty_result("no_lyrics")
+    first.content_analysis["concern_flags"].append({"type": "x"})
+    first.scoring_results["component_scores"]["x"] = 1.0
+    assert second.content_analysis["concern_flags"] == []
+    assert _empty_result("error").scoring_results["component_scores"] == {}
