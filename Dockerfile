@@ -24,11 +24,12 @@ RUN if [ -n "$TORCH_VERSION" ]; then \
     fi
 
 # An editable install, run from the source tree: the app finds migrations/ beside app/ and its
-# embedded checkpoint under app/checkpoints/; the student's model code and label schema live in
-# training/; Flask's instance folder is /srv/selah/instance.
+# embedded checkpoint under app/checkpoints/; the model core (label schema, student, checkpoint
+# format, INT8 layers, inference) is selah/. The training stages (training/) are not needed to
+# serve and stay out of the image. Flask's instance folder is /srv/selah/instance.
 COPY pyproject.toml README.md ./
 COPY app ./app
-COPY training ./training
+COPY selah ./selah
 COPY migrations ./migrations
 COPY wsgi.py gunicorn.conf.py boot.sh ./
 RUN pip install -e . \

@@ -10,7 +10,6 @@ GPTOSS_BATCH_SIZE. Lyrics are read at run time from the data file; nothing is st
 
 import argparse
 import json
-import resource
 import statistics
 import sys
 import time
@@ -46,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from app.services.analyzers.gptoss import GPTOSSChristianAnalyzer
+    from selah.runtime import peak_rss_mib
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                            "max": round(ordered[-1] * 1000, 1)},
         "single_song_songs_per_minute": round(60 * len(songs) / sum(latencies), 1),
         "batch_songs_per_minute": round(60 * len(songs) / batch_s, 1),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mib": peak_rss_mib(),
     }, indent=2))
     return 0
 

@@ -1,11 +1,11 @@
 """Compare INT8 runtimes for the student's backbone on CPU: speed and fidelity against float32.
 
-The measurement behind the choice in `training/quantize.py`. On all-MiniLM-L6-v2 (the packaged
+The measurement behind the choice in `selah/int8.py`. On all-MiniLM-L6-v2 (the packaged
 backbone), random token windows of 256 tokens:
 
 - float32 (reference);
 - selah: int8 weights per output channel, int8 activations per token, `torch._int_mm`
-  (`training.quantize`, what the checkpoint uses);
+  (`selah.int8`, what the checkpoint uses);
 - torch.ao dynamic quantization (`torch.ao.nn.quantized.dynamic.Linear`, per-channel weights,
   per-tensor activations), deprecated in torch 2.10+;
 - optimum-quanto `qint8` weights (float activations), if installed.
@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from transformers import AutoModel
 
-    from training.features import resolve_backbone
-    from training.quantize import Int8Embedding, Int8Linear
+    from selah.int8 import Int8Embedding, Int8Linear
+    from training.distill.features import resolve_backbone
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -3,15 +3,15 @@
     python scripts/device_check.py --out "$OUT"          # on a lent H100/H200, < 8 minutes
     python scripts/device_check.py --tiny --out /tmp/dc  # the same code path on CPU, seconds
 
-No download: both models are built from their real configs (`training.gptoss.GPTOSS_20B`,
+No download: both models are built from their real configs (`selah.gptoss.GPTOSS_20B`,
 `training.memory_plan.QWEN3_8B`) with random weights, directly on the device in bf16 (weights do
 not change the cost). Parts, each under try/except and a time budget, so one failure still writes
 the others:
 
 1. gpt-oss-20b student: memory of the bf16 backbone + heads; heads-inference throughput on
    700-token songs at batch 1..32 (songs a minute, peak memory); then the same backbone quantized
-   in place to INT8 (`training.quantize.quantize_student`, experts included) with its memory,
-   throughput, and verdict agreement and largest verdict-probability difference against the
+   in place to INT8 (`training.quantize.calibrate.quantize_student`, experts included) with its
+   memory, throughput, and verdict agreement and largest verdict-probability difference against the
    bf16 logits of the same 32 songs (the verdict head is aimed at what differs between them).
 2. Qwen3-8B teacher: one GaLore AdamW step (rank 512 on the attention and MLP projections, AdamW on
    the rest) on one 1024-token sequence with gradient checkpointing, and its peak memory.
@@ -36,7 +36,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from training.gptoss import GPTOSS_20B, backbone_from_config  # noqa: E402
+from selah.gptoss import GPTOSS_20B, backbone_from_config  # noqa: E402
 from training.memory_plan import QWEN3_8B  # noqa: E402
 
 TINY_GPTOSS = {**GPTOSS_20B, "hidden_size": 64, "num_hidden_layers": 2, "num_local_experts": 4,
@@ -89,7 +89,7 @@ def build_student(config_dict: dict, device: torch.device, dtype: torch.dtype):
     `device` directly (no CPU copy of 40 GB)."""
     from transformers import AutoConfig
 
-    from training.student import StudentModel
+    from selah.student import StudentModel
 
     values = dict(config_dict)
     config = AutoConfig.for_model(values.pop("model_type"), **values)
@@ -153,7 +153,7 @@ def aim_verdict_head(model, inputs: dict, spread: float = 3.0) -> None:
 def gptoss_part(config: dict, device: torch.device, dtype: torch.dtype, tokens: int,
                 batches: list[int], deadline: float, result: dict) -> None:
     """Part 1 (see the module doc); fills `result` as it goes."""
-    from training.quantize import quantize_student
+    from training.quantize.calibrate import quantize_student
 
     reset_peak(device)
     started = time.monotonic()

@@ -1,7 +1,9 @@
-"""Shared fixtures: a test config, an app on a fresh database, a client, the fake analyzer."""
+"""Shared fixtures: a test config, an app on a fresh database, a client, the fake analyzer, the
+shared data file, chat-template tokenizers, and tiny INT8 checkpoints (`tests/checkpoints.py`)."""
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -9,7 +11,12 @@ from sqlalchemy import create_engine, text
 from app import create_app
 from app.config import Config
 from app.extensions import db
+from tests.checkpoints import export_checkpoint, export_checkpoint_at, write_tiny_student
 from tests.fake_analyzer import FakeAnalyzer
+from tests.training.gptoss_models import write_tiny_gptoss
+
+REPO = Path(__file__).resolve().parents[1]
+TEMPLATES = REPO / "tests" / "training" / "fixtures" / "templates"
 
 
 class TestConfig(Config):
@@ -92,3 +99,67 @@ def pg_database():
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+def shared_data_dir() -> Path:
+    """SELAH_DATA_DIR, or `../shared/data` beside the repository."""
+    return Path(os.environ.get("SELAH_DATA_DIR") or REPO.parent / "shared" / "data")
+
+
+@pytest.fixture(scope="session")
+def shared_songs() -> Path:
+    """The shared labelled data file; skips (fails in CI) when it is not there."""
+    path = shared_data_dir() / "songs.jsonl"
+    if not path.is_file():
+        pytest.skip(f"shared data not found at {path} (set SELAH_DATA_DIR)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def make_tokenizer(tmp_path_factory):
+    """`make_tokenizer("qwen3" | "gptoss")`: a small local tokenizer carrying that model's real
+    chat template, saved to disk and loaded back through `selah.chat.load_tokenizer`."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from selah.chat import load_tokenizer
+
+    def build(family: str):
+        folder = tmp_path_factory.mktemp(f"tokenizer-{family}")
+        words = ["[UNK]", "<|im_start|>", "<|im_end|>", "<|start|>", "<|end|>", "<|message|>",
+                 "<|channel|>", "<|return|>"]
+        core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+        core.pre_tokenizer = pre_tokenizers.Whitespace()
+        template = (TEMPLATES / f"{family}.jinja").read_text(encoding="utf-8")
+        PreTrainedTokenizerFast(tokenizer_object=core, unk_token="[UNK]",
+                                chat_template=template).save_pretrained(folder)
+        return load_tokenizer(str(folder))
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def tiny_student(tmp_path_factory) -> Path:
+    """A float tiny student folder (seed 0)."""
+    return write_tiny_student(tmp_path_factory.mktemp("student") / "v1")
+
+
+@pytest.fixture(scope="session")
+def int8_checkpoint(tiny_student, tmp_path_factory) -> Path:
+    """The INT8 checkpoint of `tiny_student` (read-only: tests copy it before changing it)."""
+    out = tmp_path_factory.mktemp("checkpoints") / "v1"
+    export_checkpoint(tiny_student, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def int8_checkpoint_v2(tmp_path_factory) -> Path:
+    """Another INT8 checkpoint, of a different random student (seed 1)."""
+    root = tmp_path_factory.mktemp("checkpoints-v2")
+    return export_checkpoint_at(write_tiny_student(root / "student", seed=1), root / "v2")
+
+
+@pytest.fixture(scope="session")
+def tiny_gptoss(tmp_path_factory) -> Path:
+    """The folder of a tiny random gpt-oss backbone (hidden 64), built once per session."""
+    return write_tiny_gptoss(tmp_path_factory.mktemp("tiny-gptoss"))

@@ -148,3 +148,40 @@ def test_readme_has_a_curl_example_for_every_route(app):
             pytest.fail(f"README example {method} {path} matches no route")
         documented.add((rule.rule, method))
     assert served - documented == set(), "routes without a curl example in the README"
+
+
+DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")),
+             *sorted((REPO / "training" / "configs").glob("*.yaml"))]
+# Old command names a document may mention only to say they moved.
+MOVED = {"training.export", "training.crossval"}
+
+
+def documented_commands() -> set[tuple[str, str]]:
+    """`(document, module)` of every `python -m training.X` / `selah.X` a document names."""
+    found = set()
+    for path in DOCUMENTS:
+        for module in re.findall(r"-m ((?:training|selah|app)(?:\.\w+)*)", path.read_text()):
+            found.add((path.name, module))
+    return found
+
+
+def test_the_docs_name_commands():
+    assert len({module for _, module in documented_commands()}) >= 8
+
+
+@pytest.mark.parametrize("document, module", sorted(documented_commands()))
+def test_every_documented_command_runs_a_module_with_a_main(document, module):
+    """`python -m MODULE` resolves: a module with a `main()`, or a package with a `__main__`."""
+    import importlib
+    import importlib.util
+
+    if module in MOVED:
+        said = f"(was `python -m {module}`)" in " ".join(README.split())
+        assert said, f"{document} names the old command {module} without saying it moved"
+        return
+    spec = importlib.util.find_spec(module)
+    assert spec is not None, f"{document}: python -m {module} has no module"
+    if spec.submodule_search_locations is not None:  # a package runs its __main__
+        assert importlib.util.find_spec(f"{module}.__main__") is not None, module
+    else:
+        assert callable(getattr(importlib.import_module(module), "main", None)), module

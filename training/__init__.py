@@ -1,5 +1,6 @@
-"""Selah's training pipeline: label schema, data, teacher, distillation, evaluation, export.
+"""Selah's training pipeline, one sub-package per stage: data, teacher, labels, distill, quantize,
+evaluate; `pipeline` chains them and `memory_plan` says whether each fits a machine.
 
-Each stage is one module with a `python -m training.<stage>` command. `training.schema` is pure
-standard library so the service may import it without the training dependencies.
+Every stage stands on `selah` (the label schema, the student, the checkpoint format, INT8 layers,
+inference); nothing in `app` imports from here. The map: `docs/architecture.md`.
 """

@@ -16,7 +16,7 @@ import typing
 from pathlib import Path
 from typing import Any, Sequence, TypeVar
 
-from training.deps import require
+from selah.deps import require
 
 T = TypeVar("T")
 

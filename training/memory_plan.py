@@ -25,9 +25,9 @@ measures on a GPU); the assumptions, all in bytes:
   state per layer and token, plus one layer's full activations) and float32 logits for the loss.
 - labelling: bf16 weights, a KV cache of 2 x layers x kv-heads x head-dim x 2 bytes per token
   (sliding-window layers keep at most their window), one layer's activations.
-- INT8 export (`training.export`): the float student, its deep copy being quantized, and the INT8
-  result (the copy's float tensors are freed as their INT8 replacements land, but both float
-  models are alive at the start).
+- INT8 export (`training.quantize.export`): the float student, its deep copy being quantized, and
+  the INT8 result (the copy's float tensors are freed as their INT8 replacements land, but both
+  float models are alive at the start).
 
 A stage fits when its peak is at most 90% of the device's addressable memory (allocator
 fragmentation, the runtime, the tokenizer and Python need the rest).
@@ -35,12 +35,11 @@ fragmentation, the runtime, the tokenizer and Python need the rest).
 
 import argparse
 import json
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.gptoss import GPTOSS_20B
+from selah.gptoss import GPTOSS_20B
 
 GIB = 1024 ** 3
 HEADROOM = 0.9

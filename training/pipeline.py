@@ -12,12 +12,13 @@ written). The YAML has one section per stage, each a stage config's settings, op
 of a stage YAML (`config: FILE`); `data` and the outputs' places are set by the pipeline.
 
 Stages: `data` (counts, splits; with `tiny: true` it also writes a tiny random Qwen3 teacher and
-tiny BERT student backbone), `teacher` (`training.teacher`), `labels` (`training.labels`),
-`distill` (`training.distill` with the teacher's labels, and with `baseline: true` a second
-student on the gold labels only, for comparison), `quantize` (`training.quantize`: INT8 size and
-speed), `evaluate` (each student on the hold-out, and its agreement with the teacher: same verdict
-and score within 5 points), `export` (`training.export` of the better student by verdict
-macro-F1). The report: OUT/report.json and OUT/report.md.
+tiny BERT student backbone), `teacher` (`training.teacher.trainer`), `labels`
+(`training.labels.soft`), `distill` (`training.distill.loop` with the teacher's labels, and with
+`baseline: true` a second student on the gold labels only, for comparison), `quantize`
+(`training.quantize.run`: INT8 size and speed), `evaluate` (each student on the hold-out, and its
+agreement with the teacher: same verdict and score within 5 points), `export`
+(`training.quantize.export` of the better student by verdict macro-F1). The report: OUT/report.json
+and OUT/report.md.
 """
 
 import dataclasses
@@ -48,12 +49,12 @@ class PipelineConfig:
     data: str | None = option(None, "labelled JSONL file")
     out: str = option("runs/pipeline", "output folder of every stage and the report")
     tiny: bool = option(False, "build a tiny random teacher and student backbone (tests)")
-    teacher: dict = option({}, "training.teacher settings (config: FILE for a base YAML)")
-    labels: dict = option({}, "training.labels settings")
-    distill: dict = option({}, "training.distill settings (config: FILE for a base YAML)")
+    teacher: dict = option({}, "training.teacher.trainer settings (config: FILE for a base YAML)")
+    labels: dict = option({}, "training.labels.soft settings")
+    distill: dict = option({}, "training.distill.loop settings (config: FILE for a base YAML)")
     baseline: bool = option(True, "also distil a student on the gold labels only")
-    quantize: dict = option({}, "training.quantize settings")
-    export: dict = option({}, "training.export settings")
+    quantize: dict = option({}, "training.quantize.run settings")
+    export: dict = option({}, "training.quantize.export settings")
     stages: list[str] = option(list(STAGES), "stages to run, in order (others must be current)")
     progress: bool = option(False, "progress bars inside the stages")
 
@@ -84,13 +85,13 @@ class Pipeline:
     """Paths, stage configs and fingerprints of one run; `run()` runs the stages."""
 
     def __init__(self, config: PipelineConfig):
-        from training.train_state import file_sha256
+        from selah.files import sha256_file
 
         if not config.data or not Path(config.data).is_file():
             raise PipelineError(f"data file {config.data} not found; set data")
         self.config = config
         self.out = Path(config.out)
-        self.data_sha256 = file_sha256(config.data)
+        self.data_sha256 = sha256_file(config.data)
         self.paths = {
             "models": self.out / "models", "teacher": self.out / "teacher",
             "labels": self.out / "labels.jsonl", "student": self.out / "student",
@@ -100,7 +101,7 @@ class Pipeline:
     # -- stage configs ---------------------------------------------------------------------
     def teacher_config(self):
         """The teacher stage's TeacherConfig."""
-        from training.teacher import TeacherConfig
+        from training.teacher.config import TeacherConfig
 
         forced = {"data": self.config.data, "out": str(self.paths["teacher"]),
                   "progress": self.config.progress}
@@ -110,7 +111,7 @@ class Pipeline:
 
     def labels_config(self):
         """The labels stage's LabelsConfig (split settings follow the teacher's)."""
-        from training.labels import LabelsConfig
+        from training.labels.soft import LabelsConfig
 
         teacher = self.teacher_config()
         return stage_settings(LabelsConfig, self.config.labels, {
@@ -120,7 +121,7 @@ class Pipeline:
 
     def distill_config(self, with_teacher: bool = True):
         """The distill stage's DistillConfig (with or without the teacher's labels)."""
-        from training.distill import DistillConfig
+        from training.distill.config import DistillConfig
 
         forced = {"data": self.config.data, "progress": self.config.progress,
                   "teacher_labels": str(self.paths["labels"]) if with_teacher else None,
@@ -191,7 +192,7 @@ class Pipeline:
 # -- the stages (each runs in its own process) ------------------------------------------------
 def stage_data(p: Pipeline) -> dict:
     """Counts and splits of the data; with `tiny`, the tiny teacher and student backbone."""
-    from training.data import holdout_split, read_examples
+    from training.data.readers import holdout_split, read_examples
 
     examples, report = read_examples(p.config.data)
     teacher = p.teacher_config()
@@ -208,7 +209,7 @@ def stage_data(p: Pipeline) -> dict:
 
 def stage_teacher(p: Pipeline) -> dict:
     """GaLore fine-tuning of the teacher."""
-    from training.teacher import TeacherTrainer
+    from training.teacher.trainer import TeacherTrainer
 
     summary = TeacherTrainer(p.teacher_config()).run()
     last = summary["history"][-1] if summary["history"] else {}
@@ -219,7 +220,7 @@ def stage_teacher(p: Pipeline) -> dict:
 
 def stage_labels(p: Pipeline) -> dict:
     """The teacher's soft labels for every song."""
-    from training.labels import run
+    from training.labels.soft import run
 
     summary = run(p.labels_config())
     return {k: v for k, v in summary.items() if k not in ("out", "peak_rss_mib")}
@@ -227,7 +228,7 @@ def stage_labels(p: Pipeline) -> dict:
 
 def stage_distill(p: Pipeline) -> dict:
     """The student on the teacher's labels (and the gold-only baseline)."""
-    from training.distill import Distiller
+    from training.distill.loop import Distiller
 
     figures = {}
     for name, with_teacher in (("soft", True), ("hard", False)):
@@ -242,7 +243,7 @@ def stage_distill(p: Pipeline) -> dict:
 
 def stage_quantize(p: Pipeline) -> dict:
     """INT8 size and forward time of the soft-label student."""
-    from training.quantize import QuantizeConfig, run
+    from training.quantize.run import QuantizeConfig, run
 
     config = stage_settings(QuantizeConfig, p.config.quantize,
                             {"student": str(p.paths["student"] / "best"), "out": None})
@@ -252,10 +253,11 @@ def stage_quantize(p: Pipeline) -> dict:
 def stage_evaluate(p: Pipeline) -> dict:
     """Each student's hold-out metrics, and its agreement with the teacher on the hold-out songs
     the teacher labelled: same verdict, and (when the labels carry scores) scores within 5."""
-    from training import metrics
-    from training.data import holdout_split, read_examples
-    from training.predict import evaluate_predictions, predict_songs
-    from training.student import load_student
+    from selah.inference import predict_songs
+    from selah.student import load_student
+    from training.data.readers import holdout_split, read_examples
+    from training.evaluate import metrics
+    from training.evaluate.metrics import evaluate_predictions
 
     examples, _ = read_examples(p.config.data)
     teacher_rows = {}
@@ -292,7 +294,7 @@ def stage_evaluate(p: Pipeline) -> dict:
 
 def stage_export(p: Pipeline) -> dict:
     """The chosen student as the INT8 checkpoint the service loads."""
-    from training.export import ExportConfig, export
+    from training.quantize.export import ExportConfig, export
 
     chosen = p.read_stamp("evaluate")["figures"]["chosen"]
     folder = p.students()[chosen] / "best"
@@ -313,7 +315,7 @@ STAGE_FUNCTIONS: dict[str, Callable[[Pipeline], dict]] = {
 
 def _stage_process(config: PipelineConfig, name: str, fingerprint: str) -> None:
     """Body of a stage's process: run it, then write its stamp (figures, time, peak memory)."""
-    from training.teacher import peak_rss_mib
+    from selah.runtime import peak_rss_mib
 
     pipeline = Pipeline(config)
     started = time.perf_counter()

@@ -12,8 +12,8 @@ from typing import Iterable
 
 import torch
 
-from training import schema
-from training.answer import encodable
+from selah import schema
+from training.teacher.prompts import encodable
 
 CHATML = (  # Qwen3's shape: an assistant answer follows an (empty) think block
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
@@ -62,7 +62,7 @@ def write_tiny_bert(folder: str | Path, seed: int = 0) -> Path:
     """A 2-layer, hidden-32 random BERT and the MiniLM tokenizer, saved in `folder`."""
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from training.features import resolve_backbone
+    from training.distill.features import resolve_backbone
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_backbone("packaged:all-MiniLM-L6-v2"))
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,

@@ -12,6 +12,7 @@ from training.pipeline import STAGES, Pipeline, PipelineConfig
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "training" / "configs" / "tiny.yaml"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +34,7 @@ def tiny_config(out: Path, **overrides) -> PipelineConfig:
     return config
 
 
+@pytest.mark.slow
 def test_every_stage_reports_time_memory_and_figures(tiny_run):
     report = json.loads((tiny_run / "report.json").read_text())
     assert list(report["stages"]) == list(STAGES)
@@ -56,6 +58,29 @@ def test_every_stage_reports_time_memory_and_figures(tiny_run):
     assert provenance["provenance"]["teacher"].endswith("teacher/final")
 
 
+# Figures that measure time or memory, not what was computed.
+TIMING = ("seconds", "_ms", "wall", "peak_rss", "threads")
+
+
+def computed(figures):
+    """`figures` without the timing and memory entries."""
+    if isinstance(figures, dict):
+        return {k: computed(v) for k, v in figures.items() if not any(t in k for t in TIMING)}
+    return [computed(v) for v in figures] if isinstance(figures, list) else figures
+
+
+@pytest.mark.slow
+def test_the_tiny_pipeline_computes_what_it_computed_before_the_layout_change(tiny_run):
+    """Every figure of every stage (losses, accuracies, agreement, INT8 sizes, ...) equals the
+    one the tiny pipeline reported at commit dcc455d, before `selah` and the stage packages."""
+    recorded = json.loads((FIXTURES / "tiny_pipeline_figures.json").read_text())["figures"]
+    report = json.loads((tiny_run / "report.json").read_text())
+    figures = {name: computed(stage["figures"]) for name, stage in report["stages"].items()}
+    figures["export"].pop("checkpoint")  # a path under this run's OUT
+    assert figures == recorded
+
+
+@pytest.mark.slow
 def test_a_rerun_skips_current_stages_and_reruns_what_changed(tiny_run):
     report = Pipeline(tiny_config(tiny_run)).run()
     assert {s["status"] for s in report["stages"].values()} == {"skipped (current)"}
@@ -66,6 +91,7 @@ def test_a_rerun_skips_current_stages_and_reruns_what_changed(tiny_run):
     assert set(statuses.values()) == {"skipped (current)"}
 
 
+@pytest.mark.slow
 def test_a_stale_stage_left_out_of_stages_is_refused(tiny_run):
     from training.pipeline import PipelineError
 

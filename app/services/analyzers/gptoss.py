@@ -1,27 +1,28 @@
 """`GPTOSSChristianAnalyzer`: the distilled student served from an INT8 checkpoint folder.
 
-The folder (`training.export` writes it; format in `training.manifest`) is `GPTOSS_MODEL_PATH`,
-or the embedded default `app/checkpoints/default/`. Loading checks the manifest and the SHA-256 of
-every file and refuses, naming the file, when anything is off; the service then answers 503 and
-never makes up a result. Songs are analysed `GPTOSS_BATCH_SIZE` at a time under
-`torch.inference_mode`; the same song gives the same result alone or in any batch (see
-`training.inference`). The head outputs become an `AnalysisResult` in `gptoss_render`.
+The folder (`training.quantize.export` writes it; format in `selah.checkpoint`) is
+`GPTOSS_MODEL_PATH`, or the embedded default `app/checkpoints/default/`. Loading resolves the
+settings once (`resolve`: folder, manifest read and checked, device, batch size) and loads from that
+spec, hashing every file against the manifest; when anything is off it refuses, naming the file,
+and the service answers 503 and never makes up a result. Songs are analysed `GPTOSS_BATCH_SIZE` at
+a time under `torch.inference_mode`; the same song gives the same result alone or in any batch
+(see `selah.inference`). The head outputs become an `AnalysisResult` in `gptoss_render`.
 
-torch, transformers and `training.*` are imported inside methods: `import app` stays light, and a
-service configured for another backend never loads them.
+torch and transformers are imported inside methods: `import app` stays light, and a service
+configured for another backend never loads them.
 """
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 from app.services.analyzers.base import AnalyzerUnavailable, BaseAnalyzer
+from selah.checkpoint import MANIFEST, Checkpoint, CheckpointError, open_checkpoint
 
 # Where the embedded default checkpoint lives inside the package.
 EMBEDDED_CHECKPOINT = Path(__file__).resolve().parent.parent.parent / "checkpoints" / "default"
-MANIFEST = "manifest.json"
-DEVICES = ("auto", "cpu", "cuda", "mps")
 DEFAULT_BATCH_SIZE = 16
 INSTALL_HINT = "pip install -e . (torch, transformers, safetensors, pythonbible)"
 
@@ -37,25 +38,15 @@ def _source(config: Mapping[str, Any]) -> str:
 
 
 def resolve_device(requested: str | None) -> str:
-    """The torch device for `GPTOSS_DEVICE` (auto: cuda, then mps, then cpu); fails fast with
-    `AnalyzerUnavailable` when the device asked for is not available."""
-    import torch
+    """The torch device for `GPTOSS_DEVICE` (`selah.runtime.resolve_device`: auto is cuda, then
+    mps, then cpu); `AnalyzerUnavailable` when the device asked for is not available."""
+    from selah.runtime import DeviceUnavailable
+    from selah.runtime import resolve_device as resolve
 
-    name = (requested or "auto").strip().lower()
-    if name not in DEVICES:
-        raise AnalyzerUnavailable(f"GPTOSS_DEVICE={requested!r} is not one of {', '.join(DEVICES)}")
-    mps = getattr(torch.backends, "mps", None)
-    has_mps = bool(mps is not None and mps.is_available())
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise AnalyzerUnavailable(
-            f"GPTOSS_DEVICE=cuda, but torch {torch.__version__} sees no CUDA device (a CPU build, "
-            "or no driver); set GPTOSS_DEVICE=cpu or auto")
-    if name == "mps" and not has_mps:
-        raise AnalyzerUnavailable("GPTOSS_DEVICE=mps, but the MPS backend is not available on "
-                                  "this machine; set GPTOSS_DEVICE=cpu or auto")
-    return name
+    try:
+        return resolve(requested, "GPTOSS_DEVICE")
+    except DeviceUnavailable as exc:
+        raise AnalyzerUnavailable(str(exc)) from None
 
 
 def _batch_size(config: Mapping[str, Any]) -> int:
@@ -63,6 +54,22 @@ def _batch_size(config: Mapping[str, Any]) -> int:
     if not isinstance(value, int) or value < 1:
         raise AnalyzerUnavailable(f"GPTOSS_BATCH_SIZE must be a positive integer, got {value!r}")
     return value
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """Everything a load needs, resolved once from the settings: the opened checkpoint (manifest
+    read and checked, with its hash), where it came from, the device and the batch size."""
+
+    checkpoint: Checkpoint
+    source: str
+    device: str
+    batch_size: int
+
+    @property
+    def model_version(self) -> str:
+        """`gptoss-` and the first 12 hex digits of the manifest's SHA-256."""
+        return "gptoss-" + self.checkpoint.manifest_sha256[:12]
 
 
 class GPTOSSChristianAnalyzer(BaseAnalyzer):
@@ -85,50 +92,59 @@ class GPTOSSChristianAnalyzer(BaseAnalyzer):
     # -- loading ---------------------------------------------------------------------------------
 
     @classmethod
-    def preflight_config(cls, config: Mapping[str, Any]) -> tuple[bool, str]:
-        """Check the folder, its manifest and file sizes, the device and the imports; no weights."""
+    def resolve(cls, config: Mapping[str, Any]) -> LoadSpec:
+        """The load spec for these settings: folder, manifest and file sizes checked, imports,
+        device and batch size; no weights. `AnalyzerUnavailable` says what is wrong."""
         path = checkpoint_path(config)
         if not (path / MANIFEST).is_file():
-            return False, (
+            raise AnalyzerUnavailable(
                 f"no GPTOSS checkpoint at {path} ({_source(config)}): {MANIFEST} is missing. "
-                "Export a student checkpoint (python -m training.export) and point "
+                "Export a student checkpoint (python -m training.quantize.export) and point "
                 "GPTOSS_MODEL_PATH at its folder.")
-        from training.manifest import CheckpointError, check_files, read_manifest
-
         try:
-            manifest, sha = read_manifest(path)
-            check_files(path, manifest, hashes=False)
+            checkpoint = open_checkpoint(path)
         except CheckpointError as exc:
-            return False, f"GPTOSS checkpoint refused ({_source(config)}): {exc}"
+            raise AnalyzerUnavailable(
+                f"GPTOSS checkpoint refused ({_source(config)}): {exc}") from None
         try:
             import safetensors  # noqa: F401
             import torch  # noqa: F401
             import transformers  # noqa: F401
         except ImportError as exc:
-            return False, f"the gptoss backend needs torch and transformers ({exc}); {INSTALL_HINT}"
+            raise AnalyzerUnavailable(
+                f"the gptoss backend needs torch and transformers ({exc}); {INSTALL_HINT}"
+            ) from None
+        return LoadSpec(checkpoint, _source(config), resolve_device(config.get("GPTOSS_DEVICE")),
+                        _batch_size(config))
+
+    @classmethod
+    def preflight_config(cls, config: Mapping[str, Any]) -> tuple[bool, str]:
+        """`(ok, message)` of `resolve`: can these settings load? No weights are read."""
         try:
-            device = resolve_device(config.get("GPTOSS_DEVICE"))
-            _batch_size(config)
+            spec = cls.resolve(config)
         except AnalyzerUnavailable as exc:
             return False, str(exc)
-        return True, f"checkpoint gptoss-{sha[:12]} at {path} ready to load on {device}"
+        return True, (f"checkpoint {spec.model_version} at {spec.checkpoint.path} ready to load "
+                      f"on {spec.device}")
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "GPTOSSChristianAnalyzer":
-        """Verify and load the checkpoint; `AnalyzerUnavailable` says what is wrong."""
-        ok, message = cls.preflight_config(config)
-        if not ok:
-            raise AnalyzerUnavailable(message)
-        from training.manifest import CheckpointError, load_checkpoint
+        """Resolve the settings once and load from that spec."""
+        return cls.load(cls.resolve(config))
 
-        path = checkpoint_path(config)
-        device = resolve_device(config.get("GPTOSS_DEVICE"))
+    @classmethod
+    def load(cls, spec: LoadSpec) -> "GPTOSSChristianAnalyzer":
+        """Load a resolved spec, every file hashed against its manifest (read once, in
+        `resolve`); `AnalyzerUnavailable` names the file at fault."""
+        from selah.checkpoint import load_checkpoint
+
         try:
-            model, featurizer, manifest, sha = load_checkpoint(path, device)
+            model, featurizer, manifest, sha = load_checkpoint(spec.checkpoint, spec.device)
         except CheckpointError as exc:
-            raise AnalyzerUnavailable(f"GPTOSS checkpoint refused ({_source(config)}): {exc}"
+            raise AnalyzerUnavailable(f"GPTOSS checkpoint refused ({spec.source}): {exc}"
                                       ) from None
-        return cls(model, featurizer, manifest, sha, path, device, _batch_size(config))
+        return cls(model, featurizer, manifest, sha, spec.checkpoint.path, spec.device,
+                   spec.batch_size)
 
     @classmethod
     def fingerprint(cls, config: Mapping[str, Any]) -> str | None:
@@ -168,9 +184,8 @@ class GPTOSSChristianAnalyzer(BaseAnalyzer):
                 "created_at": self.manifest.get("created_at")}
 
     def _analyze_batch(self, items: list[tuple[str, str, str, int | None]]) -> list:
-        from training.inference import predict_songs
-
         from app.services.analyzers.gptoss_render import render
+        from selah.inference import predict_songs
 
         songs = [{"title": t, "artist": a, "lyrics": lyr} for t, a, lyr, _ in items]
         started = time.perf_counter()

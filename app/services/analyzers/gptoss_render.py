@@ -1,6 +1,6 @@
 """Turn one song's decoded student heads into the contract's `AnalysisResult`.
 
-The prediction comes from `training.predict.decode_logits`: verdict and its probabilities
+The prediction comes from `selah.inference.decode_logits`: verdict and its probabilities
 (`verdict_probs`), raw and band-clamped score, and `heads[name]` probabilities for every head.
 Everything here is a pure function of that prediction and the checkpoint's tables, so the same
 prediction renders the same result.
@@ -16,7 +16,7 @@ labels, and verse text comes from pythonbible's ASV (None when unavailable).
 from functools import lru_cache
 
 from app.services.analyzers.base import AnalysisResult, concern_level, quality_level
-from training.schema import SEVERITIES as SEVERITY_ORDER  # stdlib-only: no training stack
+from selah.schema import SEVERITIES as SEVERITY_ORDER  # stdlib-only: no training stack
 
 DETECTION_METHOD = "student_multilabel_head"
 VERDICT_WORDS = {
@@ -39,7 +39,7 @@ GUIDANCE = {
 def verse_text(reference: str) -> str | None:
     """ASV text of a canonical reference, or None when pythonbible cannot give it."""
     try:
-        from training.scripture import verse_text as lookup
+        from selah.scripture import verse_text as lookup
 
         return lookup(reference)
     except ImportError:  # pythonbible missing: references still show, without text
@@ -60,7 +60,7 @@ def _distribution(probabilities: dict) -> dict:
 
 def themes_of(prediction: dict, threshold: float) -> list[dict]:
     """Themes at or above `threshold`, most probable first."""
-    from training import schema
+    from selah import schema
 
     found = [(p, name) for name, p in prediction["heads"]["themes"].items()
              if p >= threshold and name in schema.THEME_BY_NAME]
@@ -121,8 +121,8 @@ def explanation_of(verdict: str, plan: str, confidence: float, score: float, the
 def render(title: str, artist: str, lyrics: str, user_id: int | None, prediction: dict,
            context: dict, processing_time: float) -> AnalysisResult:
     """The full result for one song. `context`: scripture table, decoding thresholds, snapshot."""
-    from training import schema
-    from training.predict import score_band
+    from selah import schema
+    from selah.schema import score_band
 
     decoding = context["decoding"]
     probabilities = prediction["heads"]

@@ -11,8 +11,7 @@ import pytest
 from app import start_background
 from app.services.analyzers import GPTOSSChristianAnalyzer
 from app.services.model_store import ModelStore, ModelWatcher, install_sighup_reload
-from tests.checkpoint_fixtures import (copy_checkpoint, corrupt, int8_checkpoint,  # noqa: F401
-                                       int8_checkpoint_v2, tiny_student)
+from tests.checkpoints import copy_checkpoint, corrupt
 from tests.fake_analyzer import FakeAnalyzer
 
 LYRICS = "When the morning breaks I lift my eyes\nYour mercy new with every sunrise"
@@ -113,7 +112,7 @@ class _Traffic:
 
 
 @pytest.fixture
-def serving(make_app, int8_checkpoint, tmp_path):  # noqa: F811
+def serving(make_app, int8_checkpoint, tmp_path):
     """An app serving a copy of checkpoint v1 from GPTOSS_MODEL_PATH, watched every 50 ms."""
     path = copy_checkpoint(int8_checkpoint, tmp_path / "model")
     app = make_app(ANALYZER_CLASS=GPTOSSChristianAnalyzer, GPTOSS_MODEL_PATH=str(path),
@@ -128,7 +127,7 @@ def serving(make_app, int8_checkpoint, tmp_path):  # noqa: F811
 
 
 def test_watcher_swaps_checkpoints_under_load_and_refuses_a_broken_one(
-        serving, int8_checkpoint_v2):  # noqa: F811
+        serving, int8_checkpoint_v2):
     app, store, path = serving
     v1 = store.model_version
     with _Traffic(app) as traffic:
@@ -152,7 +151,7 @@ def test_watcher_swaps_checkpoints_under_load_and_refuses_a_broken_one(
         (int8_checkpoint_v2 / "manifest.json").read_bytes()).hexdigest()[:12]
 
 
-def test_reload_route_and_sighup_swap_under_load(serving, int8_checkpoint,  # noqa: F811
+def test_reload_route_and_sighup_swap_under_load(serving, int8_checkpoint,
                                                  int8_checkpoint_v2, admin_headers):
     app, store, path = serving
     app.extensions["selah.model_watcher"].stop()  # only the route and the signal here

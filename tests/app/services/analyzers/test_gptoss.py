@@ -8,9 +8,9 @@ import pytest
 
 from app.services.analyzers import AnalyzerUnavailable, GPTOSSChristianAnalyzer
 from app.services.analyzers.gptoss_render import scripture_for
+from selah import schema
 from tests.app.services.analyzers.test_base import READ_KEYS
-from tests.checkpoint_fixtures import (corrupt, int8_checkpoint, tiny_student)  # noqa: F401
-from training import schema
+from tests.checkpoints import corrupt
 
 SONGS = [
     {"title": "Morning Mercy", "artist": "Test Band",
@@ -29,13 +29,13 @@ def config(path, **settings):
 
 
 @pytest.fixture(scope="module")
-def analyzer(int8_checkpoint):  # noqa: F811
+def analyzer(int8_checkpoint):
     """The analyzer on the session's checkpoint (loaded once for this module)."""
     return GPTOSSChristianAnalyzer.from_config(config(int8_checkpoint))
 
 
 @pytest.fixture
-def checkpoint_copy(int8_checkpoint, tmp_path):  # noqa: F811
+def checkpoint_copy(int8_checkpoint, tmp_path):
     """A copy of the checkpoint that a test may damage."""
     return shutil.copytree(int8_checkpoint, tmp_path / "ckpt")
 
@@ -47,7 +47,7 @@ def _stable(result) -> dict:
     return data
 
 
-def test_preflight_checks_without_loading(int8_checkpoint, tmp_path):  # noqa: F811
+def test_preflight_checks_without_loading(int8_checkpoint, tmp_path):
     ok, message = GPTOSSChristianAnalyzer.preflight_config(config(int8_checkpoint))
     assert ok and "ready to load on cpu" in message
     ok, message = GPTOSSChristianAnalyzer.preflight_config(config(tmp_path))
@@ -58,7 +58,7 @@ def test_preflight_checks_without_loading(int8_checkpoint, tmp_path):  # noqa: F
     ("tpu", "GPTOSS_DEVICE='tpu' is not one of auto, cpu, cuda, mps"),
     ("cuda", "GPTOSS_DEVICE=cuda, but torch"),
 ])
-def test_an_unavailable_device_fails_fast(int8_checkpoint, device, reason):  # noqa: F811
+def test_an_unavailable_device_fails_fast(int8_checkpoint, device, reason):
     import torch
 
     if device == "cuda" and torch.cuda.is_available():
@@ -70,7 +70,7 @@ def test_an_unavailable_device_fails_fast(int8_checkpoint, device, reason):  # n
         GPTOSSChristianAnalyzer.from_config(config(int8_checkpoint, GPTOSS_DEVICE=device))
 
 
-def test_version_and_snapshot_come_from_the_manifest(analyzer, int8_checkpoint):  # noqa: F811
+def test_version_and_snapshot_come_from_the_manifest(analyzer, int8_checkpoint):
     sha = hashlib.sha256((int8_checkpoint / "manifest.json").read_bytes()).hexdigest()
     assert analyzer.model_version == "gptoss-" + sha[:12]
     snapshot = analyzer.analyze_song(**SONGS[0]).configuration_snapshot
@@ -165,7 +165,7 @@ def test_same_input_same_output_alone_or_in_any_batch(analyzer):
 def test_logits_are_bit_identical_alone_or_in_a_batch(analyzer):
     import torch
 
-    from training.inference import forward_songs
+    from selah.inference import forward_songs
 
     songs = SONGS[:2] * 3
     together = forward_songs(analyzer.model, analyzer.featurizer, songs, batch_size=4)
@@ -175,12 +175,12 @@ def test_logits_are_bit_identical_alone_or_in_a_batch(analyzer):
 
 
 def test_the_no_lyrics_rule_skips_the_model(analyzer, monkeypatch):
-    import training.inference
+    import selah.inference
 
     def fail(*args, **kwargs):
         raise AssertionError("the model was called")
 
-    monkeypatch.setattr(training.inference, "predict_songs", fail)
+    monkeypatch.setattr(selah.inference, "predict_songs", fail)
     short, instrumental = analyzer.analyze_songs_batch(SONGS[2:])
     assert (short.get_final_score(), short.get_quality_level()) == (50.0, "No Lyrics Available")
     assert instrumental.get_quality_level() == "Instrumental"
@@ -207,12 +207,12 @@ def test_scripture_is_picked_round_robin_with_verse_text():
 
 
 def test_a_model_failure_is_a_complete_error_result(analyzer, monkeypatch):
-    import training.inference
+    import selah.inference
 
     def explode(*args, **kwargs):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(training.inference, "predict_songs", explode)
+    monkeypatch.setattr(selah.inference, "predict_songs", explode)
     result = analyzer.analyze_song(**SONGS[0])
     assert not result.is_successful() and "out of memory" in result.error_message
     assert result.configuration_snapshot["model_version"] == analyzer.model_version
