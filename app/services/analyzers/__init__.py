@@ -15,16 +15,20 @@ from app.services.analyzers.base import (
     BaseAnalyzer,
 )
 from app.services.analyzers.gptoss import GPTOSSChristianAnalyzer
+from app.services.analyzers.huggingface import HuggingFaceAnalyzer
+from app.services.analyzers.llm import LLMAnalyzer
 
 BACKENDS: dict[str, type[BaseAnalyzer]] = {
     "gptoss": GPTOSSChristianAnalyzer,
+    "huggingface": HuggingFaceAnalyzer,
+    "llm": LLMAnalyzer,
 }
 
 __all__ = [
     "BACKENDS", "AnalysisResult", "Analyzer", "AnalyzerRateLimited", "AnalyzerUnavailable",
-    "BaseAnalyzer", "GPTOSSChristianAnalyzer", "backend_class", "clear_analyzer_cache",
-    "get_analyzer_info", "get_shared_analyzer", "initialize_analyzer", "is_analyzer_ready",
-    "preflight",
+    "BaseAnalyzer", "GPTOSSChristianAnalyzer", "HuggingFaceAnalyzer", "LLMAnalyzer",
+    "backend_class", "clear_analyzer_cache", "get_analyzer_info", "get_shared_analyzer",
+    "initialize_analyzer", "is_analyzer_ready", "preflight",
 ]
 
 
