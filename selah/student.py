@@ -29,7 +29,7 @@ PROMPTS = ("plain", "harmony")
 
 @dataclass(frozen=True)
 class HeadSpec:
-    """One output head: `kind` is categorical, multilabel, regression or grouped (class per group)."""
+    """One output head: `kind` is categorical, multilabel, regression or grouped (per group)."""
 
     name: str
     kind: str

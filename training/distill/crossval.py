@@ -221,7 +221,7 @@ def run_crossval(config: CrossvalConfig, recipe: DistillConfig,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m training.distill.crossval --config FILE --folds N [--folds-to-run K] --out DIR`."""
+    """`python -m training.distill.crossval --config FILE --folds N [--folds-to-run K] --out D`."""
     argv = sys.argv[1:] if argv is None else argv
     config, recipe = parse_args(argv)
     report = run_crossval(config, recipe, argv)
