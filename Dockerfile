@@ -14,7 +14,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PORT=5000
+    PORT=5000 \
+    HOST=0.0.0.0
 
 RUN useradd --create-home --uid 1000 selah
 WORKDIR /srv/selah

@@ -10,9 +10,11 @@ from dotenv import load_dotenv
 # First, so that the app's settings (read when `app.config` is imported) see it too.
 load_dotenv()
 
-from app.config import env_int  # noqa: E402 - after load_dotenv on purpose
+from app.config import env_int, env_str  # noqa: E402 - after load_dotenv on purpose
 
-bind = f"0.0.0.0:{env_int('PORT', 5000, minimum=1)}"
+# Loopback by default: a local `make serve` is not reachable from other machines. The container
+# sets HOST=0.0.0.0 (its Dockerfile), where the port mapping decides who reaches it.
+bind = f"{env_str('HOST', '127.0.0.1')}:{env_int('PORT', 5000, minimum=1)}"
 workers = env_int("WEB_CONCURRENCY", 1, minimum=1)
 threads = env_int("GUNICORN_THREADS", 4, minimum=1)
 # Long enough for a cold model load or a slow batch request; a stuck worker is still replaced.

@@ -98,8 +98,28 @@ class SelahApi(Api):
         return error_response(error.code or 500, code, message, headers=headers)
 
 
+class NestedTooDeeply(ServiceError):
+    """A JSON body nested past what the parser can follow (Python's recursion limit)."""
+
+    status = 400
+    code = "bad_request"
+
+
+def parse_json_body() -> None:
+    """Parse a JSON body before any view does (the result is cached on the request), so that a
+    body nested thousands of levels deep is a 400 instead of a `RecursionError` (a 500)."""
+    if not request.is_json or not request.content_length:
+        return
+    try:
+        request.get_json(silent=True)  # bad JSON is left to the view's parser, which says why
+    except RecursionError:
+        raise NestedTooDeeply("the JSON body is nested too deeply to read") from None
+
+
 def register_error_handlers(app) -> None:
-    """Translate service exceptions into the JSON error shape."""
+    """Translate service exceptions into the JSON error shape; parse JSON bodies first."""
+
+    app.before_request(parse_json_body)
 
     @app.errorhandler(ServiceError)
     def _service_error(exc: ServiceError):

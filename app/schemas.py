@@ -11,70 +11,10 @@ Available"). Titles, artists and playlist names must have at least one non-space
 """
 
 import marshmallow as ma
-from flask import current_app
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from app.api import MAX_ID
-
-MAX_PER_PAGE = 100
-MAX_DESCRIPTION_LENGTH = 2000
-
-
-# -- validators and fields ---------------------------------------------------------------------
-
-
-class ConfigLength(validate.Validator):
-    """At most `current_app.config[key]` items or characters (read at validation time)."""
-
-    def __init__(self, key: str, noun: str = "characters"):
-        self.key, self.noun = key, noun
-
-    def __call__(self, value):
-        limit = current_app.config[self.key]
-        if len(value) > limit:
-            raise ValidationError(f"At most {limit} {self.noun} ({self.key}); got {len(value)}.")
-        return value
-
-
-def _storable(value: str) -> str:
-    """Refuse what no database text column stores: NUL characters and lone surrogates."""
-    if "\x00" in value:
-        raise ValidationError("Must not contain NUL characters.")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError("Must be valid Unicode (no lone surrogates).") from None
-    return value
-
-
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValidationError("Must not be blank.")
-    return value
-
-
-def text(limit_key: str | None, *, blank: bool = False, limit: int | None = None, **kwargs):
-    """A string field: storable text, not blank unless `blank`, at most a configured length."""
-    validators = [_storable] + ([] if blank else [_not_blank])
-    if limit_key is not None:
-        validators.append(ConfigLength(limit_key))
-        kwargs.setdefault("metadata", {})["description"] = f"At most {limit_key} characters."
-    if limit is not None:
-        validators.append(validate.Length(max=limit))
-    return fields.String(validate=validators, **kwargs)
-
-
-class Id(fields.Integer):
-    """A positive database id: a JSON integer (not a string, float or boolean)."""
-
-    def __init__(self, **kwargs):
-        super().__init__(strict=True, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
-
-
-def force_field():
-    """`force`: re-analyse even when a cached result for these lyrics and model exists."""
-    return fields.Boolean(load_default=False, metadata={
-        "description": "Re-analyse even when a result for these lyrics and model is cached."})
+from app.fields import (MAX_DESCRIPTION_LENGTH, MAX_PAGE, MAX_PER_PAGE, ConfigLength, Id,
+                        force_field, text)
 
 
 # -- input -------------------------------------------------------------------------------------
@@ -139,9 +79,10 @@ class ForceSchema(ma.Schema):
 
 
 class PageQuerySchema(ma.Schema):
-    """`?page=1&per_page=20` (per_page at most 100)."""
+    """`?page=1&per_page=20` (per_page at most 100; page at most MAX_PAGE, so that the row offset
+    fits the database's 64-bit integer whatever per_page is)."""
 
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_ID))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
     per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_PER_PAGE))
 
 

@@ -83,7 +83,7 @@ def test_every_config_attribute_is_read_from_the_environment():
         if name.isupper() and name not in NOT_FROM_ENV and not name.startswith("OPENAPI_")
     }
     assert attributes == set(APP_SETTINGS)
-    assert SERVER_SETTINGS.keys() == {"PORT", "WEB_CONCURRENCY", "GUNICORN_THREADS"}
+    assert SERVER_SETTINGS.keys() == {"HOST", "PORT", "WEB_CONCURRENCY", "GUNICORN_THREADS"}
 
 
 @pytest.mark.parametrize(

@@ -100,6 +100,6 @@ def test_boot_migrates_then_serves(tmp_path):
     output = logs.read_text()
     # The migration ran, gunicorn used its config, and its logs and the app's went to stdout.
     assert "Running upgrade  -> " in output
-    assert f"Listening at: http://0.0.0.0:{port}" in output
+    assert f"Listening at: http://127.0.0.1:{port}" in output  # loopback unless HOST says
     assert "GET /healthz" in output
     assert "analyzer gptoss not loaded" in output

@@ -45,10 +45,15 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 class IdConverter(IntegerConverter):
-    """`<id:name>`: any integer, negative included; `_check_ids` answers 404 for impossible ones."""
+    """`<id:name>`: any integer written without leading zeros, negative included (`_check_ids`
+    answers 404 for impossible ones). `/api/songs/01` names no song: ids have one spelling, so a
+    URL never aliases another one's resource."""
+
+    regex = r"-?(?:0|[1-9][0-9]*)"
 
     def __init__(self, url_map, *args, **kwargs):
         super().__init__(url_map, signed=True)
+        self.regex = type(self).regex  # NumberConverter's init sets its own, leading zeros allowed
 
 
 def _check_ids(endpoint, values) -> None:
@@ -65,7 +70,8 @@ def register_blueprints(app: Flask, api) -> None:
     from app.api import admin, analyze, health, jobs, playlists, songs
 
     app.url_map.converters["id"] = IdConverter
-    api.register_converter(IdConverter, lambda _converter: {"type": "integer", "minimum": 1})
+    api.register_converter(IdConverter, lambda _converter: {
+        "type": "integer", "minimum": 1, "description": "decimal, without leading zeros"})
     api.spec.components.security_scheme("AdminToken", {"type": "http", "scheme": "bearer"})
     app.url_value_preprocessor(_check_ids)
     for module in (health, analyze, songs, playlists, jobs, admin):

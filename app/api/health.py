@@ -17,7 +17,8 @@ def healthz():
 
 @blp.route("/readyz")
 def readyz():
-    """Readiness: analyzer loaded and database reachable; names the model version."""
+    """Readiness: analyzer loaded and database reachable; names the model version, and says so
+    when a newer model on disk was refused while the loaded one keeps serving."""
     store = current_app.extensions["selah.model_store"]
     checks, problems = {}, []
     try:
@@ -40,6 +41,10 @@ def readyz():
     if problems:
         body["error"] = {"code": "not_ready", "message": "; ".join(problems), "details": checks}
         return body, 503
+    if store.error:  # a reload was refused: the previous model still serves
+        checks["model_on_disk"] = "refused"
+        body["warning"] = (f"ready, serving {store.model_version}; the model on disk was refused: "
+                           f"{store.error}")
     return body
 
 

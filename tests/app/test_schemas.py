@@ -116,9 +116,15 @@ def test_page_query_refuses(query):
 
 
 @pytest.mark.parametrize("body, force", [({}, False), ({"force": True}, True),
-                                         ({"force": "true"}, True), ({"force": 0}, False)])
+                                         ({"force": False}, False)])
 def test_force(body, force):
     assert ForceSchema().load(body) == {"force": force}
+
+
+@pytest.mark.parametrize("value", ["true", "yes", 1, 0, None])
+def test_force_is_a_json_boolean_only(value):
+    with pytest.raises(ValidationError, match="force"):
+        ForceSchema().load({"force": value})
 
 
 def test_result_schema_dumps_every_key_of_to_dict():
