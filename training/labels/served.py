@@ -42,6 +42,7 @@ from pathlib import Path
 
 from selah import schema
 from selah.chat import PINNED_DATE, user_message
+from selah.logprobs import value_alternatives
 from training.config import option, parse_config
 from training.data.readers import read_examples
 from training.labels.soft import FORMAT, LabelsError, read_done, song_hash
@@ -94,21 +95,10 @@ def value_distribution(text: str, tokens: list, key: str, written: tuple[str, ..
     value's first token; None when the key is absent or the tokens do not spell the text.
     Not informative (uniform) when only the least listed token, the sampled one that servers list
     even below the top k, begins a value."""
-    quote = '"' if key != "lament_filter_applied" else ""
-    match = re.search(rf'"{re.escape(key)}"\s*:\s*{quote}', text)
-    pieces = [t.get("token") if isinstance(t, dict) else None for t in tokens]
-    if match is None or not all(isinstance(p, str) for p in pieces):
+    found = value_alternatives(text, tokens, key, quoted=key != "lament_filter_applied")
+    if found is None:
         return None
-    start, offset = match.end(), 0
-    if "".join(pieces)[:start] != text[:start]:
-        return None
-    for token, piece in zip(tokens, pieces):
-        if offset + len(piece) > start:
-            prefix, alternatives = text[offset:start], token.get("top_logprobs") or []
-            break
-        offset += len(piece)
-    else:
-        return None
+    prefix, alternatives = found
     mass = [0.0] * len(written)
     listed = [(a["token"], math.exp(a["logprob"])) for a in alternatives
               if isinstance(a.get("token"), str) and isinstance(a.get("logprob"), (int, float))]

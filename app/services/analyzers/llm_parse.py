@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 
 from selah import schema
+from selah.logprobs import value_alternatives
 
 SOURCE_LOGPROBS, SOURCE_STATED = "logprobs", "stated_confidence"
 REQUIRED = ("verdict", "score", "confidence", "biblical_themes", "concerns")
@@ -308,27 +309,13 @@ def stated_distribution(verdict: str, confidence: float) -> dict[str, float]:
     return {v: confidence if v == verdict else rest for v in schema.VERDICTS}
 
 
-_VERDICT_VALUE = re.compile(r'"verdict"\s*:\s*"')
-
-
 def verdict_distribution(text: str, tokens: list, constrained: bool = True
                          ) -> dict[str, float] | None:
     """Verdict probabilities from the top_logprobs of the verdict value's first token, or None
     when the tokens do not line up with the text or no alternative begins a verdict.
     `constrained`: only tier names could be written (else plan names count too)."""
-    match = _VERDICT_VALUE.search(text)
-    if match is None:
-        return None
-    start, offset = match.end(), 0
-    pieces = [t.get("token") if isinstance(t, dict) else None for t in tokens]
-    if not all(isinstance(p, str) for p in pieces) or "".join(pieces)[:start] != text[:start]:
-        return None  # the tokens do not spell the text (byte pieces, another tokenizer view)
-    for token, piece in zip(tokens, pieces):
-        if offset + len(piece) > start:  # the token holding the value's first character
-            prefix = text[offset:start]
-            return _mass(prefix, token.get("top_logprobs") or [], constrained)
-        offset += len(piece)
-    return None
+    found = value_alternatives(text, tokens, "verdict")
+    return None if found is None else _mass(*found, constrained)
 
 
 def _mass(prefix: str, alternatives: list, constrained: bool) -> dict[str, float] | None:
