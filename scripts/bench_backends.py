@@ -195,12 +195,7 @@ def bench_legacy(songs: list[dict]) -> dict:
 
     analyzer._classify = timed("classifiers", classify)
     analyzer._zero_shot = timed("zero_shot", zero_shot)
-    began = time.perf_counter()
-    results = analyzer.analyze_songs_batch(songs)
-    elapsed = time.perf_counter() - began
-    errors = [r.error_message for r in results if r.error_message]
-    if errors:
-        raise RuntimeError(errors[0])
+    elapsed = _timed_batch(analyzer, songs)
     return {"models": {role: m.source for role, m in analyzer.models.items()},
             "batch_size": analyzer.batch_size, "build_seconds": round(load_s, 1),
             "inputs": _token_counts(tokenizer, songs), **_rates(len(songs), elapsed),
@@ -216,15 +211,21 @@ def bench_student(songs: list[dict], checkpoint: str) -> dict:
         {"GPTOSS_MODEL_PATH": checkpoint, "GPTOSS_DEVICE": "cpu", "GPTOSS_BATCH_SIZE": 16})
     load_s = time.perf_counter() - started
     analyzer.analyze_song(**WARMUP)
+    elapsed = _timed_batch(analyzer, songs)
+    return {"model_version": analyzer.model_version, "checkpoint": str(analyzer.path),
+            "batch_size": analyzer.batch_size, "load_seconds": round(load_s, 1),
+            **_rates(len(songs), elapsed)}
+
+
+def _timed_batch(analyzer, songs: list[dict]) -> float:
+    """Seconds of one `analyze_songs_batch` over `songs`; a song that failed stops the bench."""
     began = time.perf_counter()
     results = analyzer.analyze_songs_batch(songs)
     elapsed = time.perf_counter() - began
     errors = [r.error_message for r in results if r.error_message]
     if errors:
         raise RuntimeError(errors[0])
-    return {"model_version": analyzer.model_version, "checkpoint": str(analyzer.path),
-            "batch_size": analyzer.batch_size, "load_seconds": round(load_s, 1),
-            **_rates(len(songs), elapsed)}
+    return elapsed
 
 
 def _rates(n: int, seconds: float) -> dict:
