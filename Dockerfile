@@ -24,10 +24,10 @@ RUN if [ -n "$TORCH_VERSION" ]; then \
         pip install --index-url "$TORCH_INDEX_URL" "torch==$TORCH_VERSION"; \
     fi
 
-# An editable install, run from the source tree: the app finds migrations/ beside app/ and its
-# embedded checkpoint under app/checkpoints/; the model core (label schema, student, checkpoint
-# format, INT8 layers, inference) is selah/. The training stages (training/) are not needed to
-# serve and stay out of the image. Flask's instance folder is /srv/selah/instance.
+# An editable install of the library `selah` (model core, backends, embedded checkpoint under
+# selah/checkpoints/), and the service run from the source tree: gunicorn imports `app` from the
+# working directory, which also holds migrations/. The training stages (training/) are not needed
+# to serve and stay out of the image. Flask's instance folder is /srv/selah/instance.
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY selah ./selah

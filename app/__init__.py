@@ -35,7 +35,7 @@ def create_app(config_class: type = Config) -> Flask:
     from app.metrics import init_metrics
     from app.runners import init_runner
     from app.services.analysis import ResultCache
-    from app.services.model_store import ModelStore
+    from selah.analyzers.store import ModelStore
 
     api = SelahApi(app)
     register_blueprints(app, api)
@@ -50,7 +50,7 @@ def create_app(config_class: type = Config) -> Flask:
 def start_background(app: Flask) -> None:
     """Start what a serving process runs beside requests: model load, job workers, the model
     watcher (MODEL_WATCH_SECONDS) and the SIGHUP reload handler (main thread only)."""
-    from app.services.model_store import ModelWatcher, install_sighup_reload
+    from selah.analyzers.store import ModelWatcher, install_sighup_reload
 
     store = app.extensions["selah.model_store"]
     if app.config["ANALYZER_LOAD_ON_START"]:
@@ -63,7 +63,7 @@ def start_background(app: Flask) -> None:
 
 
 def _backend(config):
-    from app.services.analyzers import backend_class
+    from selah.analyzers import backend_class
 
     return config["ANALYZER_CLASS"] or backend_class(config["ANALYZER_BACKEND"])
 

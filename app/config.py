@@ -1,58 +1,11 @@
 """Every setting of the service, read from the environment with a typed parse and a default.
 
 Each variable here is listed in `.env.example` and in the README's table; code reads
-`current_app.config[...]`, never these module-level helpers. Tests subclass `Config`.
+`current_app.config[...]`, never the environment. Tests subclass `Config`. The typed readers
+(`env_str`, `env_int`, ...) and the analyzer's settings live in `selah.settings`.
 """
 
-import os
-
-
-def env_str(name: str, default: str) -> str:
-    """The variable `name` as a stripped string, or `default` when unset or blank."""
-    value = os.environ.get(name, "").strip()
-    return value or default
-
-
-def env_int(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
-    """The variable `name` as an int in [minimum, maximum]; a bad value fails at start-up."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be at most {maximum}, got {value}")
-    return value
-
-
-def env_float(name: str, default: float, minimum: float = 0.0) -> float:
-    """The variable `name` as a float of at least `minimum`; a bad value fails at start-up."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def env_bool(name: str, default: bool) -> bool:
-    """The variable `name` as a bool (1/true/yes/on or 0/false/no/off)."""
-    raw = os.environ.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    if raw in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError(f"{name} must be a boolean (true/false), got {raw!r}")
+from selah.settings import analyzer_settings, env_bool, env_float, env_int, env_str
 
 
 class Config:
@@ -72,40 +25,11 @@ class Config:
     JOB_POLL_SECONDS = env_float("JOB_POLL_SECONDS", 1.0, minimum=0.01)
     JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
 
-    # The analyzer.
-    ANALYZER_BACKEND = env_str("ANALYZER_BACKEND", "gptoss")
+    # The analyzer: the service's own settings here; the backends' (ANALYZER_BACKEND, GPTOSS_*,
+    # HF_*, LLM_*, ANALYSIS_MAX_CONCURRENCY) come from selah.settings, set below the class.
     ANALYZER_LOAD_ON_START = env_bool("ANALYZER_LOAD_ON_START", True)
-    GPTOSS_MODEL_PATH = env_str("GPTOSS_MODEL_PATH", "")
-    GPTOSS_DEVICE = env_str("GPTOSS_DEVICE", "auto")
-    # Songs per forward pass of the student.
-    GPTOSS_BATCH_SIZE = env_int("GPTOSS_BATCH_SIZE", 16, minimum=1, maximum=1024)
     # Reload the model when the checkpoint folder's files change, checked this often; 0 disables.
     MODEL_WATCH_SECONDS = env_float("MODEL_WATCH_SECONDS", 10.0, minimum=0.0)
-
-    # The legacy 4-model backend (`huggingface`): a hub id or local folder per model.
-    HF_SENTIMENT_MODEL = env_str("HF_SENTIMENT_MODEL",
-                                 "cardiffnlp/twitter-roberta-base-sentiment-latest")
-    HF_SAFETY_MODEL = env_str("HF_SAFETY_MODEL", "unitary/toxic-bert")
-    HF_EMOTION_MODEL = env_str("HF_EMOTION_MODEL", "j-hartmann/emotion-english-distilroberta-base")
-    HF_THEMES_MODEL = env_str("HF_THEMES_MODEL", "facebook/bart-large-mnli")
-    HF_DEVICE = env_str("HF_DEVICE", "auto")
-    # Analyses the legacy backend runs at once (its semaphore).
-    ANALYSIS_MAX_CONCURRENCY = env_int("ANALYSIS_MAX_CONCURRENCY", 2, minimum=1)
-
-    # The OpenAI-compatible LLM backend (`llm`): Ollama, vLLM, llama.cpp's server, ...
-    LLM_API_BASE_URL = env_str("LLM_API_BASE_URL", "")
-    LLM_MODEL = env_str("LLM_MODEL", "")
-    LLM_API_KEY = env_str("LLM_API_KEY", "")
-    LLM_TEMPERATURE = env_float("LLM_TEMPERATURE", 0.3, minimum=0.0)
-    LLM_TOP_P = env_float("LLM_TOP_P", 0.9, minimum=0.0)
-    LLM_MAX_TOKENS = env_int("LLM_MAX_TOKENS", 900, minimum=1)
-    # Longer lyrics are split into chunks of at most this many characters and the results merged.
-    LLM_CHUNK_CHAR_LIMIT = env_int("LLM_CHUNK_CHAR_LIMIT", 3500, minimum=100)
-    LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 120.0, minimum=0.1)
-    # Retries of a request that timed out, failed to connect or got a 5xx, with backoff.
-    LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2, minimum=0)
-    # Requests in flight to the server at once, per process.
-    LLM_MAX_CONCURRENCY = env_int("LLM_MAX_CONCURRENCY", 4, minimum=1)
     # Tests put a backend class here (not settable from the environment); it wins over
     # ANALYZER_BACKEND.
     ANALYZER_CLASS = None
@@ -131,3 +55,8 @@ class Config:
     OPENAPI_VERSION = "3.0.3"
     OPENAPI_URL_PREFIX = "/api"
     OPENAPI_JSON_PATH = "openapi.json"
+
+
+# The backends' settings, read by the same code that `selah.compat` uses inside a web app.
+for _name, _value in analyzer_settings().items():
+    setattr(Config, _name, _value)

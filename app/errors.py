@@ -12,8 +12,8 @@ from flask import current_app, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from app.services.analyzers.base import AnalyzerRateLimited, AnalyzerUnavailable
 from app.services.errors import ServiceError
+from selah.analyzers.base import AnalyzerRateLimited, AnalyzerUnavailable
 
 log = logging.getLogger(__name__)
 

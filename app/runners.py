@@ -13,8 +13,8 @@ from flask import Flask
 
 from app.extensions import db
 from app.models import utcnow
-from app.services.analyzers.base import AnalyzerUnavailable
 from app.services.jobs import JobService, worker_id
+from selah.analyzers.base import AnalyzerUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ Loads the checkpoint exactly as the service does (`GPTOSSChristianAnalyzer.from_
 GPTOSS_BATCH_SIZE. Lyrics are read at run time from the data file; nothing is stored or printed.
 
     .venv/bin/python scripts/bench_analyzer.py --data ../shared/data/songs.jsonl \\
-        [--checkpoint app/checkpoints/default] [--songs 100] [--batch-size 16] [--threads 0]
+        [--checkpoint selah/checkpoints/default] [--songs 100] [--batch-size 16] [--threads 0]
 """
 
 import argparse
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from app.services.analyzers.gptoss import GPTOSSChristianAnalyzer
+    from selah.analyzers.gptoss import GPTOSSChristianAnalyzer
     from selah.runtime import peak_rss_mib
 
     if args.threads:

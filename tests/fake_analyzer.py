@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any, ClassVar, Mapping
 
-from app.services.analyzers.base import AnalysisResult, BaseAnalyzer, concern_level, quality_level
+from selah.analyzers.base import AnalysisResult, BaseAnalyzer, concern_level, quality_level
 
 VERDICTS = ((85, "freely_listen"), (60, "context_required"), (40, "caution_limit"),
             (0, "avoid_formation"))

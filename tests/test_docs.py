@@ -10,6 +10,7 @@ import pytest
 from werkzeug.exceptions import HTTPException
 
 from app.config import Config
+from selah import settings as analyzer_settings
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()
@@ -31,7 +32,9 @@ def env_defaults(path: Path) -> dict[str, object]:
     return found
 
 
-APP_SETTINGS = env_defaults(Path(inspect.getfile(Config)))
+# The service's own settings and the analyzer's (selah.settings, which Config takes in).
+APP_SETTINGS = {**env_defaults(Path(inspect.getfile(Config))),
+                **env_defaults(Path(inspect.getfile(analyzer_settings)))}
 SERVER_SETTINGS = env_defaults(REPO / "gunicorn.conf.py")
 
 

@@ -17,8 +17,9 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from app.models import AnalysisRecord, Song, utcnow
-from app.services.analyzers.base import MIN_LYRICS_CHARS, AnalysisResult, concern_level
 from app.services.errors import get_or_404
+from selah.analyzers.base import MIN_LYRICS_CHARS, AnalysisResult
+from selah.analyzers.columns import legacy_columns
 
 _SPACE = re.compile(r"\s+")
 
@@ -40,37 +41,8 @@ def _analysable(lyrics: str) -> bool:
 
 def apply_result(record: AnalysisRecord, result: AnalysisResult, model_version: str) -> None:
     """Fill every column of `record` from `result`; status completed, or failed on error."""
-    scoring, content = result.scoring_results, result.content_analysis
-    biblical, framework = result.biblical_analysis, result.model_analysis.get("framework") or {}
-    score = float(scoring.get("final_score", 0.0))
-    themes = list(biblical.get("themes", []))
-    flags = list(content.get("concern_flags", []))
-    record.status = "completed" if result.is_successful() else "failed"
-    record.score = score
-    level = content.get("concern_level")
-    record.concern_level = level if level and level != "unknown" else concern_level(score)
-    record.explanation = scoring.get("explanation")
-    record.themes = themes
-    record.concerns = flags
-    record.purity_flags_details = [f for f in flags if f.get("severity") in ("high", "critical")]
-    record.positive_themes_identified = [t for t in themes if t.get("points", 0) > 0]
-    record.biblical_themes = [t for t in themes if t.get("category") != "negative"]
-    record.supporting_scripture = list(biblical.get("supporting_scripture", []))
-    record.problematic_content = {
-        "negative_themes": [t for t in themes if t.get("category") == "negative"],
-        "concern_flags": flags,
-        "safety_assessment": content.get("safety_assessment", {}),
-    }
-    record.verdict = framework.get("verdict")
-    record.purity_score = score
-    record.formation_risk = framework.get("formation_risk")
-    record.doctrinal_clarity = framework.get("doctrinal_clarity")
-    record.confidence = framework.get("confidence")
-    record.needs_review = framework.get("needs_review")
-    record.narrative_voice = framework.get("narrative_voice")
-    record.lament_filter_applied = framework.get("lament_filter_applied")
-    record.framework_data = framework or None
-    record.error_message = result.error_message
+    for name, value in legacy_columns(result).items():
+        setattr(record, name, value)
     record.analyzed_at = utcnow()
     record.model_version = model_version
     record.result = result.to_dict()

@@ -7,8 +7,8 @@ from sqlalchemy import func, select
 from app.errors import legacy_route, require_admin
 from app.extensions import db
 from app.models import Job, Song
-from app.services.analyzers.base import AnalyzerRateLimited, AnalyzerUnavailable
 from app.services.errors import InvalidInput, NotFound
+from selah.analyzers.base import AnalyzerRateLimited, AnalyzerUnavailable
 
 SONG = b'{"title": "T", "artist": "A", "lyrics": "la"}'
 

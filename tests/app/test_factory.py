@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app import start_background
-from app.services.analyzers import BACKENDS
+from selah.analyzers import BACKENDS
 
 
 def _background_threads() -> set[threading.Thread]:

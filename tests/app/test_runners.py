@@ -39,7 +39,7 @@ class _Unloadable:
 
     @classmethod
     def from_config(cls, config):
-        from app.services.analyzers import AnalyzerUnavailable
+        from selah.analyzers import AnalyzerUnavailable
 
         raise AnalyzerUnavailable("no checkpoint")
 

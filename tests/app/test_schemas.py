@@ -15,7 +15,7 @@ from app.schemas import (
     PlaylistCreateSchema,
     SongCreateSchema,
 )
-from app.services.analyzers.base import AnalysisResult, no_lyrics_result
+from selah.analyzers.base import AnalysisResult, no_lyrics_result
 
 SONG = {"title": "Morning Mercy", "artist": "The Test Choir", "lyrics": "Hold me in the storm"}
 

@@ -21,15 +21,15 @@ from pathlib import Path
 
 import pytest
 
-from app.services.analyzers import LLMAnalyzer
-from app.services.analyzers.llm_parse import (
+from selah import schema
+from selah.analyzers import LLMAnalyzer
+from selah.analyzers.llm_parse import (
     SYSTEM_PROMPT,
     answer_schema,
     user_prompt,
     verdict_distribution,
 )
-from selah import schema
-from tests.app.services.analyzers.test_base import READ_KEYS
+from tests.selah.analyzers.test_base import READ_KEYS
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow]
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from app.services.analyzers.gptoss import EMBEDDED_CHECKPOINT, GPTOSSChristianAnalyzer
 from selah import checkpoint
+from selah.analyzers.gptoss import EMBEDDED_CHECKPOINT, GPTOSSChristianAnalyzer
 from selah.checkpoint import CheckpointError, load_checkpoint, open_checkpoint
 
 SONG = {"title": "Quiet Harbour", "artist": "Test Choir",

@@ -1,6 +1,7 @@
 """`python -m training.pipeline --config training/configs/tiny.yaml`, end to end on the CPU."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -72,12 +73,33 @@ def computed(figures):
 @pytest.mark.slow
 def test_the_tiny_pipeline_computes_what_it_computed_before_the_layout_change(tiny_run):
     """Every figure of every stage (losses, accuracies, agreement, INT8 sizes, ...) equals the
-    one the tiny pipeline reported at commit dcc455d, before `selah` and the stage packages."""
+    one the tiny pipeline reported at commit dcc455d, before `selah` and the stage packages.
+
+    Counts, sizes and labels exactly; floats to 1e-3 relative (1e-6 absolute): on another CPU the
+    kernels round differently (on the AMX machine of 2026-12-02 three figures moved, the largest
+    by 4e-4 relative: the INT8-against-float agreement's score MAE), while a changed computation
+    moves them by far more."""
     recorded = json.loads((FIXTURES / "tiny_pipeline_figures.json").read_text())["figures"]
     report = json.loads((tiny_run / "report.json").read_text())
     figures = {name: computed(stage["figures"]) for name, stage in report["stages"].items()}
     figures["export"].pop("checkpoint")  # a path under this run's OUT
-    assert figures == recorded
+    assert_close(figures, recorded)
+
+
+def assert_close(got, expected, path: str = "figures") -> None:
+    """`got == expected`, floats within a relative 1e-3 (absolute 1e-6)."""
+    if isinstance(expected, dict):
+        assert isinstance(got, dict) and got.keys() == expected.keys(), path
+        for key in expected:
+            assert_close(got[key], expected[key], f"{path}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(got, list) and len(got) == len(expected), path
+        for index, (a, b) in enumerate(zip(got, expected)):
+            assert_close(a, b, f"{path}[{index}]")
+    elif isinstance(expected, float) and not isinstance(got, bool):
+        assert math.isclose(got, expected, rel_tol=1e-3, abs_tol=1e-6), (path, got, expected)
+    else:
+        assert got == expected, (path, got, expected)
 
 
 @pytest.mark.slow

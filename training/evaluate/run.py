@@ -60,15 +60,16 @@ class EvaluateConfig:
 
 
 def build_analyzer(backend: str, model: str | None = None) -> Any:
-    """The analyzer registered as `backend`, built from the service config plus `model`."""
-    from app.config import Config
-    from app.services.analyzers import AnalyzerUnavailable, backend_class
+    """The analyzer registered as `backend`, built from the environment's analyzer settings
+    (`selah.settings`, what the service reads too) plus `model`."""
+    from selah.analyzers import AnalyzerUnavailable, backend_class
+    from selah.settings import analyzer_settings
 
     try:
         cls = backend_class(backend)
     except ValueError as exc:
         raise EvaluateError(str(exc)) from None
-    config = {key: getattr(Config, key) for key in dir(Config) if key.isupper()}
+    config = analyzer_settings()
     config["ANALYZER_BACKEND"] = backend
     if model:
         config["GPTOSS_MODEL_PATH"] = config["MODEL_PATH"] = model
@@ -82,7 +83,7 @@ def build_analyzer(backend: str, model: str | None = None) -> Any:
 
 
 def _analyze(analyzer: Any, songs: list[dict]) -> list:
-    from app.services.analyzers import AnalyzerRateLimited
+    from selah.analyzers import AnalyzerRateLimited
 
     for attempt in range(RATE_LIMIT_RETRIES + 1):
         try:

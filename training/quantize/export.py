@@ -1,7 +1,7 @@
 """`python -m training.quantize.export`: a float student to the INT8 checkpoint the service loads.
 
     python -m training.quantize.export --student runs/embedded/best \\
-        --data ../shared/data/songs.jsonl --out app/checkpoints/default \\
+        --data ../shared/data/songs.jsonl --out selah/checkpoints/default \\
         [--split auto|holdout|foldN|all] [--activations auto]
 
 Steps: load the float student; calibrate GPTQ rounding on a few training songs; quantize a copy

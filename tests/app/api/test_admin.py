@@ -2,8 +2,8 @@
 
 import pytest
 
-from app.services.analyzers.base import AnalysisResult, AnalyzerUnavailable
-from app.services.analyzers.gptoss import GPTOSSChristianAnalyzer
+from selah.analyzers.base import AnalysisResult, AnalyzerUnavailable
+from selah.analyzers.gptoss import GPTOSSChristianAnalyzer
 from tests.app.api.support import LYRICS
 from tests.fake_analyzer import FakeAnalyzer
 

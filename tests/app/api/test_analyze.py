@@ -4,7 +4,7 @@ from datetime import datetime
 
 import pytest
 
-from app.services.analyzers.gptoss import GPTOSSChristianAnalyzer
+from selah.analyzers.gptoss import GPTOSSChristianAnalyzer
 from tests.app.api.support import LYRICS, OTHER_LYRICS, warm
 from tests.fake_analyzer import FakeAnalyzer
 

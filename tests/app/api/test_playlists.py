@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AnalysisRecord
-from app.services.analyzers.gptoss import GPTOSSChristianAnalyzer
+from selah.analyzers.gptoss import GPTOSSChristianAnalyzer
 from tests.app.api.support import LYRICS, OTHER_LYRICS, song_body, wait_for
 
 JOB_STARTED_KEYS = {"success", "message", "total_songs", "eligible_songs", "analysis_type",

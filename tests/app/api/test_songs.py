@@ -5,7 +5,7 @@ from datetime import datetime
 import pytest
 
 from app.services.analysis import lyrics_hash
-from app.services.analyzers.gptoss import GPTOSSChristianAnalyzer
+from selah.analyzers.gptoss import GPTOSSChristianAnalyzer
 from tests.app.api.support import LYRICS, song_body
 from tests.fake_analyzer import FakeAnalyzer
 

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from app.models import AnalysisRecord
 from app.services.analysis import AnalysisService, lyrics_hash, normalise_lyrics
 from app.services.errors import NotFound
-from app.services.model_store import ModelStore
+from selah.analyzers.store import ModelStore
 from tests.fake_analyzer import FakeAnalyzer
 
 LEGACY_COLUMNS = [

@@ -6,7 +6,7 @@ from app.models import Job, Playlist, Song
 from app.services.catalog import CatalogService
 from app.services.errors import NotFound, get_or_404
 from app.services.jobs import JobService
-from app.services.model_store import ModelStore
+from selah.analyzers.store import ModelStore
 from tests.fake_analyzer import FakeAnalyzer
 
 

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from app import start_background
-from app.services.analyzers import GPTOSSChristianAnalyzer
-from app.services.model_store import ModelStore, ModelWatcher, install_sighup_reload
+from selah.analyzers import GPTOSSChristianAnalyzer
+from selah.analyzers.store import ModelStore, ModelWatcher, install_sighup_reload
 from tests.checkpoints import copy_checkpoint, corrupt
 from tests.fake_analyzer import FakeAnalyzer
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.models import AnalysisRecord, Job, utcnow
 from app.services.errors import InvalidInput, NotFound
 from app.services.jobs import JobService, worker_id
-from app.services.model_store import ModelStore
+from selah.analyzers.store import ModelStore
 from tests.fake_analyzer import FakeAnalyzer
 
 

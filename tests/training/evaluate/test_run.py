@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-import app.services.analyzers as analyzers
-from app.services.analyzers.base import AnalysisResult, BaseAnalyzer
+import selah.analyzers as analyzers
+from selah.analyzers.base import AnalysisResult, BaseAnalyzer
 from tests.fake_analyzer import FakeAnalyzer
 from training.data.readers import read_examples
 from training.evaluate.results import compare_predictions, prediction_from_result

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tests.app.llm_server import ScriptedServer, completion
+from tests.selah.analyzers.llm_server import ScriptedServer, completion
 from tests.training.paths import SONGS
 from training.distill.targets import read_teacher_labels
 from training.labels.served import ServedLabelsConfig, run, value_distribution

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from app.services.analyzers.gptoss import GPTOSSChristianAnalyzer
+from selah.analyzers.gptoss import GPTOSSChristianAnalyzer
 from selah.checkpoint import load_checkpoint
 from selah.int8_experts import Int8Experts, quantize_experts
 from tests.training.paths import SONGS

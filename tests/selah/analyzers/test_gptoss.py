@@ -6,11 +6,11 @@ import shutil
 
 import pytest
 
-from app.services.analyzers import AnalyzerUnavailable, GPTOSSChristianAnalyzer
-from app.services.analyzers.gptoss_render import scripture_for
 from selah import schema
-from tests.app.services.analyzers.test_base import READ_KEYS
+from selah.analyzers import AnalyzerUnavailable, GPTOSSChristianAnalyzer
+from selah.analyzers.gptoss_render import scripture_for
 from tests.checkpoints import corrupt
+from tests.selah.analyzers.test_base import READ_KEYS
 
 SONGS = [
     {"title": "Morning Mercy", "artist": "Test Band",

@@ -1,15 +1,15 @@
 """`GPTOSSChristianAnalyzer`: the distilled student served from an INT8 checkpoint folder.
 
 The folder (`training.quantize.export` writes it; format in `selah.checkpoint`) is
-`GPTOSS_MODEL_PATH`, or the embedded default `app/checkpoints/default/`. Loading resolves the
+`GPTOSS_MODEL_PATH`, or the embedded default `selah/checkpoints/default/`. Loading resolves the
 settings once (`resolve`: folder, manifest read and checked, device, batch size) and loads from that
 spec, hashing every file against the manifest; when anything is off it refuses, naming the file,
 and the service answers 503 and never makes up a result. Songs are analysed `GPTOSS_BATCH_SIZE` at
 a time under `torch.inference_mode`; the same song gives the same result alone or in any batch
 (see `selah.inference`). The head outputs become an `AnalysisResult` in `gptoss_render`.
 
-torch and transformers are imported inside methods: `import app` stays light, and a service
-configured for another backend never loads them.
+torch and transformers are imported inside methods: `import selah.analyzers` stays light, and a
+service configured for another backend never loads them.
 """
 
 import os
@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
-from app.services.analyzers.base import AnalyzerUnavailable, BaseAnalyzer
+from selah.analyzers.base import AnalyzerUnavailable, BaseAnalyzer
 from selah.checkpoint import MANIFEST, Checkpoint, CheckpointError, open_checkpoint
 
 # Where the embedded default checkpoint lives inside the package.
-EMBEDDED_CHECKPOINT = Path(__file__).resolve().parent.parent.parent / "checkpoints" / "default"
+EMBEDDED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default"
 DEFAULT_BATCH_SIZE = 16
 INSTALL_HINT = "pip install -e . (torch, transformers, safetensors, pythonbible)"
 
@@ -184,7 +184,7 @@ class GPTOSSChristianAnalyzer(BaseAnalyzer):
                 "created_at": self.manifest.get("created_at")}
 
     def _analyze_batch(self, items: list[tuple[str, str, str, int | None]]) -> list:
-        from app.services.analyzers.gptoss_render import render
+        from selah.analyzers.gptoss_render import render
         from selah.inference import predict_songs
 
         songs = [{"title": t, "artist": a, "lyrics": lyr} for t, a, lyr, _ in items]

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any, Mapping
 
-from app.services.analyzers.base import Analyzer, AnalyzerUnavailable, BaseAnalyzer
+from selah.analyzers.base import Analyzer, AnalyzerUnavailable, BaseAnalyzer
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +122,14 @@ class ModelStore:
         self._analyzer, self.status, self.error = candidate, "ready", None
         self.loaded_at = time.time()
         seconds = time.perf_counter() - started
-        log.info("analyzer %s ready: %s (%.2fs)", candidate.backend, candidate.model_version, seconds)
+        log.info("analyzer %s ready: %s (%.2fs)", candidate.backend, candidate.model_version,
+                 seconds)
         return True, f"loaded {candidate.model_version}"
+
+    @property
+    def loaded(self) -> Analyzer | None:
+        """The serving analyzer if one is loaded, else None (never loads)."""
+        return self._analyzer
 
     @property
     def model_version(self) -> str | None:
@@ -205,10 +211,10 @@ _process_lock = threading.Lock()
 
 
 def environment_config() -> dict[str, Any]:
-    """Every setting of `app.config.Config`, as read from the environment."""
-    from app.config import Config
+    """The analyzer's settings as the environment gives them now (`selah.settings`)."""
+    from selah.settings import analyzer_settings
 
-    return {k: getattr(Config, k) for k in dir(Config) if k.isupper()}
+    return analyzer_settings()
 
 
 def process_store() -> ModelStore:
@@ -216,7 +222,7 @@ def process_store() -> ModelStore:
     global _process_store
     with _process_lock:
         if _process_store is None:
-            from app.services.analyzers import backend_class
+            from selah.analyzers import backend_class
 
             config = environment_config()
             _process_store = ModelStore(backend_class(config["ANALYZER_BACKEND"]), config)
@@ -224,11 +230,14 @@ def process_store() -> ModelStore:
 
 
 def current_store() -> ModelStore:
-    """The current app's store inside an app context, else the process-wide one."""
+    """The store of the current Selah app, else the process-wide one: outside any app context,
+    and inside a foreign Flask app (the web app's), which has no Selah store."""
     from flask import current_app, has_app_context
 
     if has_app_context():
-        return current_app.extensions["selah.model_store"]
+        store = current_app.extensions.get("selah.model_store")
+        if store is not None:
+            return store
     return process_store()
 
 
@@ -242,7 +251,7 @@ def store_for(
     settings. With a `config`: a new store of it.
     """
     if config is None:
-        from app.services.analyzers import BACKENDS
+        from selah.analyzers import BACKENDS
 
         config = environment_config()
         if BACKENDS.get(config["ANALYZER_BACKEND"]) is backend_cls:

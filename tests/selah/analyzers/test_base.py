@@ -6,9 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from app.config import Config
-from app.services import model_store
-from app.services.analyzers import (
+from selah.analyzers import (
     BACKENDS,
     AnalysisResult,
     Analyzer,
@@ -18,14 +16,15 @@ from app.services.analyzers import (
     backend_class,
     preflight,
 )
-from app.services.analyzers.base import (
+from selah.analyzers import store as model_store
+from selah.analyzers.base import (
     BaseAnalyzer,
     concern_level,
     no_lyrics_result,
     quality_level,
     recommendation,
 )
-from app.services.model_store import ModelStore, current_store
+from selah.analyzers.store import ModelStore, current_store
 from tests.fake_analyzer import FakeAnalyzer
 
 LYRICS = "Grace that found me in the dark\nLight that kindled in my heart\nI will sing"
@@ -237,7 +236,7 @@ def test_get_instance_shares_the_process_store_when_the_environment_selects_it(
     counting, monkeypatch
 ):
     monkeypatch.setitem(BACKENDS, "counting", counting)
-    monkeypatch.setattr(Config, "ANALYZER_BACKEND", "counting")
+    monkeypatch.setenv("ANALYZER_BACKEND", "counting")
     instance = counting.get_instance()
     assert current_store().get() is instance
     assert current_store().backend_cls is counting and len(counting.built) == 1
@@ -247,7 +246,7 @@ def test_get_instance_shares_the_process_store_when_the_environment_selects_it(
 
 
 def test_get_instance_of_another_backend_leaves_the_process_store_alone(counting, monkeypatch):
-    monkeypatch.setattr(Config, "ANALYZER_BACKEND", "gptoss")
+    monkeypatch.setenv("ANALYZER_BACKEND", "gptoss")
     assert counting.get_instance().model_version == "fake-1"
     assert counting.built[0]["ANALYZER_BACKEND"] == "gptoss"
     assert model_store._process_store is None

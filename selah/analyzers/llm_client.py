@@ -30,7 +30,7 @@ import urllib.request
 from datetime import datetime, timezone
 from typing import Any
 
-from app.services.analyzers.base import AnalyzerRateLimited
+from selah.analyzers.base import AnalyzerRateLimited
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,9 @@ import threading
 
 import pytest
 
-from app.services import analyzers
-from app.services.analyzers import AnalyzerUnavailable
-from app.services.model_store import ModelStore
+from selah import analyzers
+from selah.analyzers import AnalyzerUnavailable
+from selah.analyzers.store import ModelStore
 from tests.fake_analyzer import FakeAnalyzer
 
 

@@ -15,7 +15,7 @@ labels, and verse text comes from pythonbible's ASV (None when unavailable).
 
 from functools import lru_cache
 
-from app.services.analyzers.base import AnalysisResult, concern_level, quality_level
+from selah.analyzers.base import AnalysisResult, concern_level, quality_level
 from selah.schema import SEVERITIES as SEVERITY_ORDER  # stdlib-only: no training stack
 
 DETECTION_METHOD = "student_multilabel_head"

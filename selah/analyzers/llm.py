@@ -30,7 +30,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Mapping
 
-from app.services.analyzers.base import (
+from selah import schema
+from selah.analyzers.base import (
     AnalysisResult,
     AnalyzerRateLimited,
     AnalyzerUnavailable,
@@ -38,7 +39,7 @@ from app.services.analyzers.base import (
     concern_level,
     quality_level,
 )
-from app.services.analyzers.gptoss_render import (
+from selah.analyzers.gptoss_render import (
     GUIDANCE,
     VERDICT_WORDS,
     _clean,
@@ -46,13 +47,13 @@ from app.services.analyzers.gptoss_render import (
     explanation_of,
     verse_text,
 )
-from app.services.analyzers.llm_client import (
+from selah.analyzers.llm_client import (
     LLMClient,
     LLMRequestRejected,
     LLMTransportError,
     safe_url,
 )
-from app.services.analyzers.llm_parse import (
+from selah.analyzers.llm_parse import (
     SYSTEM_PROMPT,
     AnswerError,
     ChunkAnswer,
@@ -62,7 +63,6 @@ from app.services.analyzers.llm_parse import (
     user_prompt,
     worst,
 )
-from selah import schema
 
 DETECTION_METHOD = "llm"
 # The defaults of app.config.Config, for callers that pass a partial mapping.

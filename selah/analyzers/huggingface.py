@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
-from app.services.analyzers.base import AnalyzerUnavailable, BaseAnalyzer
 from selah import schema
+from selah.analyzers.base import AnalyzerUnavailable, BaseAnalyzer
 
 SETTINGS = {"sentiment": "HF_SENTIMENT_MODEL", "safety": "HF_SAFETY_MODEL",
             "emotion": "HF_EMOTION_MODEL", "themes": "HF_THEMES_MODEL"}
@@ -270,7 +270,7 @@ class HuggingFaceAnalyzer(BaseAnalyzer):
         """`{candidate label: probability}` per premise: 36 NLI passes, softmax over entailment."""
         import torch
 
-        from app.services.analyzers.huggingface_rules import (
+        from selah.analyzers.huggingface_rules import (
             CANDIDATE_LABELS,
             HYPOTHESIS,
         )
@@ -288,7 +288,7 @@ class HuggingFaceAnalyzer(BaseAnalyzer):
     def _analyze_batch(self, items: list[tuple[str, str, str, int | None]]) -> list:
         import torch
 
-        from app.services.analyzers.huggingface_rules import (
+        from selah.analyzers.huggingface_rules import (
             ModelOutputs,
             preprocess,
             render,

@@ -32,14 +32,14 @@ most 45) and capped a song with any concern at 69. That is the app's layer, not 
 
 from dataclasses import dataclass
 
-from app.services.analyzers.base import AnalysisResult, quality_level
-from app.services.analyzers.gptoss_render import (
+from selah import schema
+from selah.analyzers.base import AnalysisResult, quality_level
+from selah.analyzers.gptoss_render import (
     GUIDANCE,
     VERDICT_WORDS,
     _distribution,
     verse_text,
 )
-from selah import schema
 
 # (texts longer than this, are cut to this): the classifiers', then the zero-shot premise's.
 CLASSIFIER_CUT = (1750, 1575)

@@ -11,12 +11,12 @@ from email.utils import format_datetime
 
 import pytest
 
-from app.services.analyzers import BACKENDS, AnalyzerRateLimited, LLMAnalyzer, backend_class
-from app.services.analyzers.llm_client import retry_after_seconds, safe_url
-from app.services.analyzers.llm_parse import split_lyrics, verdict_distribution
 from selah import schema
-from tests.app.llm_server import ANSWER, LYRICS, MODEL, completion
-from tests.app.services.analyzers.test_base import READ_KEYS
+from selah.analyzers import BACKENDS, AnalyzerRateLimited, LLMAnalyzer, backend_class
+from selah.analyzers.llm_client import retry_after_seconds, safe_url
+from selah.analyzers.llm_parse import split_lyrics, verdict_distribution
+from tests.selah.analyzers.llm_server import ANSWER, LYRICS, MODEL, completion
+from tests.selah.analyzers.test_base import READ_KEYS
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@ formational penalty, clamping, concern levels, explanations and the rendered res
 
 import pytest
 
-from app.services.analyzers import huggingface_rules as rules
 from selah import schema
+from selah.analyzers import huggingface_rules as rules
 from selah.scripture import canonical_reference
-from tests.app.services.analyzers.test_base import READ_KEYS
+from tests.selah.analyzers.test_base import READ_KEYS
 
 SAFE = {"toxic": 0.01, "severe_toxic": 0.0, "obscene": 0.0, "threat": 0.0, "insult": 0.0,
         "identity_hate": 0.0}

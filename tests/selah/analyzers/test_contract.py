@@ -9,7 +9,7 @@ legacy route bodies, a background playlist job, readiness.
 
 import pytest
 
-from app.services.analyzers import BACKENDS
+from selah.analyzers import BACKENDS
 from tests.app.api.support import LYRICS, OTHER_LYRICS, song_body, wait_for
 
 SEVERITIES = {"low", "medium", "high", "critical"}

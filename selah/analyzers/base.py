@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from app.services.model_store import ModelStore
+    from selah.analyzers.store import ModelStore
 
 # Titles that mark a song without lyrics as instrumental (contract section 1).
 INSTRUMENTAL_WORDS = (
@@ -129,7 +129,8 @@ class AnalysisResult:
                 "total_penalty": 0,
                 "concern_level": "unknown",
             },
-            biblical_analysis={"themes": [], "supporting_scripture": [], "biblical_themes_count": 0},
+            biblical_analysis={"themes": [], "supporting_scripture": [],
+                               "biblical_themes_count": 0},
             model_analysis={},
             scoring_results={
                 "final_score": score,
@@ -279,7 +280,7 @@ class BaseAnalyzer:
         pass, until `reset_cache`. A failed load raises `AnalyzerUnavailable` saying why, and the
         next call tries again.
         """
-        from app.services.model_store import store_for  # model_store imports this module
+        from selah.analyzers.store import store_for  # model_store imports this module
 
         with cls._store_lock:
             store = cls.__dict__.get("_store")
@@ -341,7 +342,8 @@ class BaseAnalyzer:
             try:
                 predicted = self._analyze_batch(items)
                 if len(predicted) != len(items):
-                    raise RuntimeError(f"backend returned {len(predicted)} results for {len(items)}")
+                    raise RuntimeError(
+                        f"backend returned {len(predicted)} results for {len(items)}")
             except AnalyzerRateLimited:
                 raise
             except Exception as exc:  # noqa: BLE001 - the contract: never raise, report instead

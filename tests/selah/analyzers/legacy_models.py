@@ -10,10 +10,14 @@ fixtures built from these (`tiny_models`, `legacy_model_settings`) are in `tests
 
 from pathlib import Path
 
-from app.services.analyzers.huggingface import SETTINGS
-from app.services.analyzers.huggingface_rules import (CANDIDATE_LABELS, HYPOTHESIS, preprocess,
-                                                      zero_shot_text)
 from selah import schema
+from selah.analyzers.huggingface import SETTINGS
+from selah.analyzers.huggingface_rules import (
+    CANDIDATE_LABELS,
+    HYPOTHESIS,
+    preprocess,
+    zero_shot_text,
+)
 
 TOXICITY = ("toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate")
 NLI = ("contradiction", "neutral", "entailment")
@@ -98,9 +102,14 @@ def _aim(model, tokenizer, folder: Path, texts: list[str], pairs: list[str] | No
 def write_tiny_models(root: Path, seed: int = 0) -> dict[str, Path]:
     """The four legacy roles as tiny random models in `root/<role>`, aimed at `SONGS`."""
     import torch
-    from transformers import (BartConfig, BartForSequenceClassification, BertConfig,
-                              BertForSequenceClassification, RobertaConfig,
-                              RobertaForSequenceClassification)
+    from transformers import (
+        BartConfig,
+        BartForSequenceClassification,
+        BertConfig,
+        BertForSequenceClassification,
+        RobertaConfig,
+        RobertaForSequenceClassification,
+    )
 
     def labels(names):
         return {"id2label": dict(enumerate(names)), "label2id": {n: i for i, n in enumerate(names)}}

@@ -7,16 +7,16 @@ imported from the legacy service. Inside a request or app context they act on th
 
 from typing import Any, Mapping
 
-from app.services.analyzers.base import (
+from selah.analyzers.base import (
     AnalysisResult,
     Analyzer,
     AnalyzerRateLimited,
     AnalyzerUnavailable,
     BaseAnalyzer,
 )
-from app.services.analyzers.gptoss import GPTOSSChristianAnalyzer
-from app.services.analyzers.huggingface import HuggingFaceAnalyzer
-from app.services.analyzers.llm import LLMAnalyzer
+from selah.analyzers.gptoss import GPTOSSChristianAnalyzer
+from selah.analyzers.huggingface import HuggingFaceAnalyzer
+from selah.analyzers.llm import LLMAnalyzer
 
 BACKENDS: dict[str, type[BaseAnalyzer]] = {
     "gptoss": GPTOSSChristianAnalyzer,
@@ -42,7 +42,7 @@ def backend_class(name: str) -> type[BaseAnalyzer]:
 
 
 def _store():
-    from app.services.model_store import current_store
+    from selah.analyzers.store import current_store
 
     return current_store()
 

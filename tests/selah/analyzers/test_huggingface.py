@@ -8,13 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from app.services.analyzers import (BACKENDS, AnalyzerUnavailable, HuggingFaceAnalyzer,
-                                    backend_class, preflight)
-from app.services.analyzers.huggingface import SETTINGS, max_length, role_labels
-from app.services.analyzers.huggingface_rules import CANDIDATE_LABELS
 from selah import schema
-from tests.app.legacy_models import SONGS, TOXICITY
-from tests.app.services.analyzers.test_base import READ_KEYS
+from selah.analyzers import (
+    BACKENDS,
+    AnalyzerUnavailable,
+    HuggingFaceAnalyzer,
+    backend_class,
+    preflight,
+)
+from selah.analyzers.huggingface import SETTINGS, max_length, role_labels
+from selah.analyzers.huggingface_rules import CANDIDATE_LABELS
+from tests.selah.analyzers.legacy_models import SONGS, TOXICITY
+from tests.selah.analyzers.test_base import READ_KEYS
 
 
 @pytest.fixture(scope="module", autouse=True)
