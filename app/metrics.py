@@ -57,6 +57,7 @@ class _StateCollector:
             info.add_metric([], {
                 "backend": store.backend_cls.backend,
                 "version": store.model_version or "",
+                "runtime": store.runtime or "",
                 "status": store.status,
             })
             yield info

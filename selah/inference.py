@@ -13,11 +13,13 @@ the same numbers. The decoding convention:
   [groups, severities] view of its logits (group g = `schema.CONCERN_CATEGORIES[g]`), softmax
   per concern `{concern: {severity: p}}`.
 
-Unlike training's `Featurizer`, every window is padded to `max_length` tokens. With fixed window
-shapes, per-token activation scales in the INT8 layers and the heads applied one song at a time,
-a song is computed the same way whatever else shares the forward pass: it gets the same result,
-bit for bit, alone or in any batch. The cost is the padding of each song's last window, which
-dynamic padding also pays whenever a batch holds a song of more than one window.
+Windows are bucketed by their own length (`window_buckets`: 64, 128, then `max_length` tokens):
+each is padded to the smallest bucket that holds it, and each bucket runs as its own forward pass.
+A window's bucket depends on nothing but the window, and with per-token activation scales in the
+INT8 layers, per-window pooling sums added up in window order and the heads applied one song at a
+time, a song is computed the same way whatever else shares the pass: it gets the same result, bit
+for bit, alone or in any batch. Songs are taken in order of length, so a pass holds songs of like
+length; results come back in the order given.
 """
 
 from typing import Sequence
@@ -27,6 +29,11 @@ import torch
 from selah import schema
 
 GROUP_NAMES = {"concern_severity": schema.CONCERN_CATEGORIES}
+# Padded window lengths below the checkpoint's `max_length` (`window_buckets`).
+BUCKETS = (64, 128)
+# Tokens (padded windows x their length) of one forward pass at most: a bucket with more is run
+# in pieces, which bounds the activations a pass holds whatever the songs' length.
+MAX_PASS_TOKENS = 16384
 
 
 def _probs(values: torch.Tensor, labels: Sequence[str]) -> dict:
@@ -73,7 +80,8 @@ def decode_logits(logits: dict[str, torch.Tensor], head_specs) -> list[dict]:
 
 
 def featurize(featurizer, songs: Sequence[dict]) -> dict:
-    """`{input_ids [W, L], attention_mask [W, L], song_index [W], n_songs}`, L = max_length."""
+    """`{input_ids [W, L], attention_mask [W, L], song_index [W], n_songs}`, L = max_length:
+    every window padded to the full length (calibration's fixed shapes)."""
     texts = featurizer.texts(songs)
     encoded = featurizer.tokenizer(
         texts, truncation=True, max_length=featurizer.max_length, stride=featurizer.stride,
@@ -87,25 +95,77 @@ def featurize(featurizer, songs: Sequence[dict]) -> dict:
     }
 
 
+def window_buckets(max_length: int) -> tuple[int, ...]:
+    """The padded window lengths: 64 and 128 tokens where under `max_length`, then `max_length`."""
+    return tuple(length for length in BUCKETS if length < max_length) + (max_length,)
+
+
+def featurize_buckets(featurizer, songs: Sequence[dict]) -> dict:
+    """The songs' windows, tokenised in one call and grouped by bucket:
+    `{buckets: [(window positions [Wb], input_ids [Wb, Lb], attention_mask [Wb, Lb]), ...],
+    song_index [W], n_songs}`, windows numbered in song order."""
+    texts = featurizer.texts(songs)
+    tokenizer = featurizer.tokenizer
+    encoded = tokenizer(texts, truncation=True, max_length=featurizer.max_length,
+                        stride=featurizer.stride, return_overflowing_tokens=True)
+    windows = encoded["input_ids"]
+    buckets = window_buckets(featurizer.max_length)
+    members: dict[int, list[int]] = {length: [] for length in buckets}
+    for position, ids in enumerate(windows):
+        members[next(b for b in buckets if len(ids) <= b)].append(position)
+    groups = []
+    for length, positions in members.items():
+        if not positions:
+            continue
+        input_ids = torch.full((len(positions), length), tokenizer.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(positions), length), dtype=torch.long)
+        for row, position in enumerate(positions):
+            ids = windows[position]
+            input_ids[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[row, :len(ids)] = 1
+        groups.append((torch.tensor(positions, dtype=torch.long), input_ids, attention_mask))
+    return {"buckets": groups, "n_windows": len(windows), "n_songs": len(texts),
+            "song_index": torch.tensor(encoded["overflow_to_sample_mapping"], dtype=torch.long)}
+
+
+def encode_buckets(model, batch: dict, device) -> torch.Tensor:
+    """Song vectors [n_songs, hidden] (float32) of `featurize_buckets`' windows: each bucket's
+    forward passes (of `MAX_PASS_TOKENS` at most) give per-window pooling terms, which are added
+    up per song in window order (`StudentModel.pool`)."""
+    hidden_size = model.backbone.config.hidden_size
+    totals = torch.zeros(batch["n_windows"], hidden_size)
+    counts = torch.zeros(batch["n_windows"], 1)
+    for positions, input_ids, attention_mask in batch["buckets"]:
+        step = max(1, MAX_PASS_TOKENS // input_ids.size(1))
+        for start in range(0, len(positions), step):
+            piece = slice(start, start + step)
+            total, count = model.window_terms(input_ids[piece].to(device),
+                                              attention_mask[piece].to(device))
+            totals[positions[piece]] = total.float().cpu()
+            counts[positions[piece]] = count.float().cpu()
+    return model.pool(totals, counts, batch["song_index"], batch["n_songs"])
+
+
 def forward_songs(model, featurizer, songs: Sequence[dict], batch_size: int = 16,
                   device: str | torch.device | None = None) -> dict[str, torch.Tensor]:
-    """Logits per head `{name: [n_songs, width]}` (float32, on CPU), `batch_size` songs a pass,
-    on `device` (default: where the model's parameters are)."""
+    """Logits per head `{name: [n_songs, width]}` (float32, on CPU), `batch_size` songs a pass
+    (longest first), on `device` (default: where the model's parameters are)."""
     if device is None:
         device = next(model.parameters()).device
-    chunks: dict[str, list[torch.Tensor]] = {}
+    order = sorted(range(len(songs)), key=lambda i: -sum(len(songs[i][k]) for k in
+                                                        ("title", "artist", "lyrics")))
+    rows: dict[str, list] = {name: [None] * len(songs) for name in model.heads}
     with torch.inference_mode():
-        for start in range(0, len(songs), batch_size):
-            batch = featurize(featurizer, songs[start:start + batch_size])
-            pooled = model.dropout(model.encode(
-                batch["input_ids"].to(device), batch["attention_mask"].to(device),
-                batch["song_index"].to(device), batch["n_songs"]))
+        for start in range(0, len(order), batch_size):
+            chosen = order[start:start + batch_size]
+            batch = featurize_buckets(featurizer, [songs[i] for i in chosen])
+            pooled = model.dropout(encode_buckets(model, batch, device).to(device))
             # `StudentModel.forward`, with the heads applied one song at a time: a float GEMM's
             # rounding can depend on how many rows it is given, a single row's never does.
             for name, head in model.heads.items():
-                rows = torch.cat([head(pooled[i:i + 1]) for i in range(batch["n_songs"])])
-                chunks.setdefault(name, []).append(rows.float().cpu())
-    return {name: torch.cat(values) for name, values in chunks.items()}
+                for row, index in enumerate(chosen):
+                    rows[name][index] = head(pooled[row:row + 1]).float().cpu()
+    return {name: torch.cat(values) for name, values in rows.items()}
 
 
 def predict_songs(model, featurizer, songs: Sequence[dict], batch_size: int = 16,

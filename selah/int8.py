@@ -216,3 +216,45 @@ def build_int8_student(description: dict, quantization: dict, state: dict) -> nn
     apply_layout(model, quantization)
     model.load_state_dict(state, strict=True)
     return model.eval()
+
+
+class DequantizedLinear(nn.Module):
+    """A linear layer of the INT8 checkpoint run in `dtype`: the weight dequantized once (its
+    SmoothQuant factors folded in), inputs cast to `dtype`, outputs back to the inputs' dtype."""
+
+    def __init__(self, int8_linear: nn.Module, dtype: torch.dtype):
+        super().__init__()
+        weight = int8_linear.dequantized()
+        if int8_linear.input_smooth is not None:  # stored W * s for inputs x / s
+            weight = weight / int8_linear.input_smooth.float().unsqueeze(0)
+        self.in_features, self.out_features = int8_linear.in_features, int8_linear.out_features
+        self.register_buffer("weight", weight.to(dtype))
+        bias = int8_linear.bias
+        self.register_buffer("bias", None if bias is None else bias.float().to(dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.to(self.weight.dtype), self.weight, self.bias).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"dtype={self.weight.dtype}")
+
+
+def apply_runtime(model: nn.Module, runtime: str) -> nn.Module:
+    """Make `model` (an INT8 student, on its device) run as `runtime` (`selah.runtime`);
+    returns it. `int8` and `dequantized` leave it as loaded; `int8-compiled` compiles its
+    backbone with `torch.compile` (dynamic shapes; compiled on the first pass of each window
+    length); `bf16` and `float32` replace each `Int8Linear` by a `DequantizedLinear`. Expert
+    tensors (gpt-oss) keep their own INT8 path."""
+    if runtime in ("int8", "dequantized"):
+        return model
+    if runtime == "int8-compiled":
+        model.backbone = torch.compile(model.backbone, dynamic=True)
+        return model
+    if runtime not in ("bf16", "float32"):
+        raise ValueError(f"unknown runtime {runtime!r}")
+    dtype = torch.bfloat16 if runtime == "bf16" else torch.float32
+    for name, module in list(model.named_modules()):
+        if isinstance(module, Int8Linear):
+            set_module(model, name, DequantizedLinear(module, dtype))
+    return model

@@ -1,12 +1,42 @@
-"""What this process runs on: the torch device a setting names, and its peak memory.
+"""What this process runs on: the torch device a setting names, the runtime of the INT8
+student's linear layers, and peak memory.
 
 The service's `GPTOSS_DEVICE`, the teacher's and the student's `--device` all resolve here, so
 `auto` means the same everywhere: CUDA, then Apple MPS, then the CPU.
+
+The runtime (`GPTOSS_RUNTIME`) is derived from the INT8 checkpoint in memory at load
+(`selah.int8.apply_runtime`), never shipped:
+- `int8`: torch's int8 GEMM (`torch._int_mm`) with activations quantized per token, the numerics
+  the export checked against the float student. The fastest here where the CPU has int8 dot
+  products (AVX-512 VNNI) but no usable bf16 matrix tiles.
+- `int8-compiled`: `int8` with the backbone compiled by `torch.compile` (inductor fuses the
+  activation quantization, rescaling and GELU around the int8 GEMMs; needs a C++ compiler).
+  Faster per song, but the first load of a checkpoint compiles for a minute or more (later
+  loads reuse inductor's cache), so it is never picked by `auto`.
+- `bf16`: the int8 weights dequantized once to bfloat16 (SmoothQuant factors folded in) and every
+  linear layer run as a bf16 GEMM with float32 accumulation (oneDNN); everything else stays
+  float32. Chosen where the CPU has AMX bf16 tiles, on which it is several times faster than
+  float32; without them (AVX-512 BF16 alone) it is slower than `int8`.
+- `float32`: the int8 weights dequantized once to float32: the reference the others are measured
+  against (`scripts/bench_analyzer.py --runtimes`). Not batch-invariant: a float32 GEMM may
+  round a row differently with the number of rows, so a song's last bits can change with its
+  batch (int8's integer GEMM and bf16's oneDNN kernels do not).
+- `dequantized`: on CUDA and MPS, each `Int8Linear` dequantizes its weight once to the dtype of
+  its inputs (bf16 for gpt-oss) and runs a float GEMM there; it is the only runtime off the CPU.
+
+`auto` (the default of `GPTOSS_RUNTIME`) picks `bf16` on a CPU whose flags list `amx_bf16` and
+`int8` on any other CPU. A runtime asked for that this machine cannot run falls back (to `int8`
+on a CPU, `dequantized` elsewhere) and the reason is kept: the analyzer's info, `/readyz`, the
+result snapshot and `/metrics` name the runtime in use.
 """
 
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+RUNTIMES = ("auto", "int8", "int8-compiled", "bf16", "float32")
+CPUINFO = Path("/proc/cpuinfo")
 
 
 class DeviceUnavailable(ValueError):
@@ -49,3 +79,88 @@ def peak_rss_mib() -> float | None:
         return None
     # Linux reports KiB, macOS bytes.
     return round(peak / (1 << 20) if sys.platform == "darwin" else peak / (1 << 10), 1)
+
+
+@dataclass(frozen=True)
+class RuntimeChoice:
+    """The runtime a load uses, what was asked for, and why this one."""
+
+    name: str
+    requested: str
+    reason: str
+
+
+def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
+    """The CPU's feature flags as the OS reports them (Linux `/proc/cpuinfo`; empty elsewhere).
+    The OS's list is the one that counts: a CPU whose tiles the kernel has not enabled does not
+    list `amx_*`, and its AMX instructions fault."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return frozenset(value.split())
+    return frozenset()
+
+
+def choose_runtime(requested: str | None, device: str,
+                   flags: frozenset[str] | None = None) -> RuntimeChoice:
+    """The runtime for `GPTOSS_RUNTIME=requested` on `device` (see the module doc); a name not in
+    `RUNTIMES` raises ValueError."""
+    asked = (requested or "auto").strip().lower()
+    if asked not in RUNTIMES:
+        raise ValueError(f"GPTOSS_RUNTIME={requested!r} is not one of {', '.join(RUNTIMES)}")
+    if device != "cpu":
+        why = f"{device}: int8 weights dequantized to the activations' dtype"
+        return RuntimeChoice("dequantized", asked,
+                             why if asked == "auto" else f"{asked} runs on the CPU only; {why}")
+    flags = cpu_flags() if flags is None else flags
+    tiles = "amx_bf16" in flags
+    if asked == "auto":
+        if tiles:
+            return RuntimeChoice("bf16", asked, "the CPU has AMX bf16 tiles (amx_bf16)")
+        return RuntimeChoice("int8", asked, "the CPU lists no AMX bf16 tiles: int8 GEMMs")
+    if asked == "bf16" and not (tiles or "avx512_bf16" in flags):
+        return RuntimeChoice("int8", asked, "bf16 asked for, but the CPU lists neither amx_bf16 "
+                                            "nor avx512_bf16: int8 instead")
+    return RuntimeChoice(asked, asked, "asked for by GPTOSS_RUNTIME")
+
+
+class HeapTrimmer:
+    """Gives the memory that freed tensors leave in the C heap back to the OS: glibc's
+    `malloc_trim(0)` once every `every` songs analysed (a no-op where there is no glibc).
+
+    Without it a serving process grows by tens of MB every hundred songs of varied length and
+    does not level off: glibc raises its mmap threshold after freeing large blocks, so later
+    activation buffers come from the heap, and the freed gaps between them stay resident. A trim
+    costs about 20 ms here, so it runs every `every` songs, not after each call."""
+
+    def __init__(self, every: int = 64):
+        import threading
+
+        self.every, self.pending, self.trims = every, 0, 0
+        self._lock = threading.Lock()
+        self._trim = _malloc_trim()
+
+    def analysed(self, songs: int) -> None:
+        """Count `songs` just analysed; trim when `every` have passed since the last trim."""
+        with self._lock:
+            self.pending += songs
+            if self.pending < self.every or self._trim is None:
+                return
+            self.pending = 0
+            self.trims += 1
+        self._trim(0)
+
+
+def _malloc_trim():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # musl and other C libraries: nothing to call
+        return None

@@ -67,6 +67,9 @@ def analyzer_settings() -> dict[str, Any]:
         # The gptoss checkpoint folder; empty: the embedded default (selah/checkpoints/default).
         "GPTOSS_MODEL_PATH": env_str("GPTOSS_MODEL_PATH", ""),
         "GPTOSS_DEVICE": env_str("GPTOSS_DEVICE", "auto"),
+        # How its linear layers run (selah.runtime): auto (bf16 on AMX tiles, else int8),
+        # int8, int8-compiled, bf16 or float32.
+        "GPTOSS_RUNTIME": env_str("GPTOSS_RUNTIME", "auto"),
         # Songs per forward pass of the student.
         "GPTOSS_BATCH_SIZE": env_int("GPTOSS_BATCH_SIZE", 16, minimum=1, maximum=1024),
         # The legacy 4-model backend (`huggingface`): a hub id or local folder per model.

@@ -119,25 +119,36 @@ class StudentModel(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.heads = nn.ModuleDict({spec.name: nn.Linear(hidden, spec.width) for spec in heads})
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-               song_index: torch.Tensor, n_songs: int) -> torch.Tensor:
-        """Song vectors [n_songs, hidden] (float32) from windows [W, L]."""
+    def window_terms(self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each window's pooling terms from the backbone (float32): `(total [W, hidden],
+        count [W, 1])`, the sum over its real tokens and their number for `mean`, its last real
+        token and 1 for `last_token`."""
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         hidden = hidden.float()  # a bf16 backbone (gpt-oss) pools in float32, like the heads
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         if self.pooling == "mean":
-            # Sum tokens per song, then divide by the song's token count: a mean over the lyric.
-            sums = torch.zeros(n_songs, hidden.size(-1), dtype=hidden.dtype, device=hidden.device)
-            sums.index_add_(0, song_index, (hidden * mask).sum(1))
-            counts = torch.zeros(n_songs, 1, dtype=hidden.dtype, device=hidden.device)
-            counts.index_add_(0, song_index, mask.sum(1))
-            return sums / counts.clamp(min=1)
+            return (hidden * mask).sum(1), mask.sum(1)
         last = attention_mask.sum(1).clamp(min=1) - 1  # right padding: last real token
         per_window = hidden[torch.arange(hidden.size(0), device=hidden.device), last]
-        sums = torch.zeros(n_songs, hidden.size(-1), dtype=hidden.dtype, device=hidden.device)
-        sums.index_add_(0, song_index, per_window)
-        counts = torch.bincount(song_index, minlength=n_songs).clamp(min=1).unsqueeze(-1)
-        return sums / counts.to(hidden.dtype)
+        return per_window, torch.ones(hidden.size(0), 1, dtype=hidden.dtype, device=hidden.device)
+
+    @staticmethod
+    def pool(totals: torch.Tensor, counts: torch.Tensor, song_index: torch.Tensor,
+             n_songs: int) -> torch.Tensor:
+        """Song vectors [n_songs, hidden]: each song's window terms added up in window order,
+        divided by its count (mean: over every token of the lyric; last_token: over windows)."""
+        sums = torch.zeros(n_songs, totals.size(-1), dtype=totals.dtype, device=totals.device)
+        sums.index_add_(0, song_index, totals)
+        number = torch.zeros(n_songs, 1, dtype=totals.dtype, device=totals.device)
+        number.index_add_(0, song_index, counts)
+        return sums / number.clamp(min=1)
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               song_index: torch.Tensor, n_songs: int) -> torch.Tensor:
+        """Song vectors [n_songs, hidden] (float32) from windows [W, L]."""
+        totals, counts = self.window_terms(input_ids, attention_mask)
+        return self.pool(totals, counts, song_index, n_songs)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 song_index: torch.Tensor, n_songs: int) -> dict[str, torch.Tensor]:

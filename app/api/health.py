@@ -17,8 +17,9 @@ def healthz():
 
 @blp.route("/readyz")
 def readyz():
-    """Readiness: analyzer loaded and database reachable; names the model version, and says so
-    when a newer model on disk was refused while the loaded one keeps serving."""
+    """Readiness: analyzer loaded and database reachable; names the model version and the runtime
+    it runs on, and says so when a newer model on disk was refused while the loaded one keeps
+    serving."""
     store = current_app.extensions["selah.model_store"]
     checks, problems = {}, []
     try:
@@ -38,6 +39,9 @@ def readyz():
         "backend": store.backend_cls.backend,
         "model_version": store.model_version,
     }
+    runtime = store.runtime
+    if runtime:
+        body["runtime"] = runtime
     if problems:
         body["error"] = {"code": "not_ready", "message": "; ".join(problems), "details": checks}
         return body, 503

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Mapping
 
 from selah.analyzers.base import AnalyzerUnavailable, BaseAnalyzer
 from selah.checkpoint import MANIFEST, Checkpoint, CheckpointError, open_checkpoint
+from selah.runtime import HeapTrimmer
 
 # Where the embedded default checkpoint lives inside the package.
 EMBEDDED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default"
@@ -56,15 +57,26 @@ def _batch_size(config: Mapping[str, Any]) -> int:
     return value
 
 
+def _runtime(config: Mapping[str, Any], device: str):
+    from selah.runtime import choose_runtime
+
+    try:
+        return choose_runtime(config.get("GPTOSS_RUNTIME"), device)
+    except ValueError as exc:
+        raise AnalyzerUnavailable(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class LoadSpec:
     """Everything a load needs, resolved once from the settings: the opened checkpoint (manifest
-    read and checked, with its hash), where it came from, the device and the batch size."""
+    read and checked, with its hash), where it came from, the device, the batch size and the
+    runtime (`selah.runtime.RuntimeChoice`)."""
 
     checkpoint: Checkpoint
     source: str
     device: str
     batch_size: int
+    runtime: Any = None
 
     @property
     def model_version(self) -> str:
@@ -78,11 +90,17 @@ class GPTOSSChristianAnalyzer(BaseAnalyzer):
     backend: ClassVar[str] = "gptoss"
 
     def __init__(self, model, featurizer, manifest: dict, checkpoint_sha256: str, path: Path,
-                 device: str, batch_size: int = DEFAULT_BATCH_SIZE):
+                 device: str, batch_size: int = DEFAULT_BATCH_SIZE, runtime=None):
+        from selah.runtime import choose_runtime
+
         self.model, self.featurizer, self.manifest = model, featurizer, manifest
         self.checkpoint_sha256, self.path = checkpoint_sha256, Path(path)
         self.device, self.batch_size = device, batch_size
+        # The caller applied this runtime to `model` (`load` does); the default names what an
+        # INT8 student as loaded runs as on `device`.
+        self.runtime = runtime or choose_runtime("int8", device)
         self.model_version = "gptoss-" + checkpoint_sha256[:12]
+        self.heap = HeapTrimmer()
         self._context = {
             "scripture": manifest.get("scripture") or {},
             "decoding": manifest.get("decoding") or {},
@@ -114,8 +132,9 @@ class GPTOSSChristianAnalyzer(BaseAnalyzer):
             raise AnalyzerUnavailable(
                 f"the gptoss backend needs torch and transformers ({exc}); {INSTALL_HINT}"
             ) from None
-        return LoadSpec(checkpoint, _source(config), resolve_device(config.get("GPTOSS_DEVICE")),
-                        _batch_size(config))
+        device = resolve_device(config.get("GPTOSS_DEVICE"))
+        return LoadSpec(checkpoint, _source(config), device, _batch_size(config),
+                        _runtime(config, device))
 
     @classmethod
     def preflight_config(cls, config: Mapping[str, Any]) -> tuple[bool, str]:
@@ -125,7 +144,7 @@ class GPTOSSChristianAnalyzer(BaseAnalyzer):
         except AnalyzerUnavailable as exc:
             return False, str(exc)
         return True, (f"checkpoint {spec.model_version} at {spec.checkpoint.path} ready to load "
-                      f"on {spec.device}")
+                      f"on {spec.device} ({spec.runtime.name} runtime)")
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "GPTOSSChristianAnalyzer":
@@ -135,16 +154,33 @@ class GPTOSSChristianAnalyzer(BaseAnalyzer):
     @classmethod
     def load(cls, spec: LoadSpec) -> "GPTOSSChristianAnalyzer":
         """Load a resolved spec, every file hashed against its manifest (read once, in
-        `resolve`); `AnalyzerUnavailable` names the file at fault."""
+        `resolve`), and make it run as the spec's runtime; `AnalyzerUnavailable` names the file
+        at fault. A runtime that fails to build or to run a first prediction falls back to
+        `int8`, saying why."""
         from selah.checkpoint import load_checkpoint
+        from selah.int8 import apply_runtime
+        from selah.runtime import RuntimeChoice, choose_runtime
 
+        choice = spec.runtime or choose_runtime("auto", spec.device)
         try:
             model, featurizer, manifest, sha = load_checkpoint(spec.checkpoint, spec.device)
         except CheckpointError as exc:
             raise AnalyzerUnavailable(f"GPTOSS checkpoint refused ({spec.source}): {exc}"
                                       ) from None
-        return cls(model, featurizer, manifest, sha, spec.checkpoint.path, spec.device,
-                   spec.batch_size)
+        try:  # songs of one window of each bucket: a compiled runtime compiles them now
+            analyzer = cls(apply_runtime(model, choice.name), featurizer, manifest, sha,
+                           spec.checkpoint.path, spec.device, spec.batch_size, choice)
+            if choice.name not in ("int8", "dequantized"):
+                analyzer._analyze_batch([("Runtime check", "Selah", "Grace upon grace, " * n,
+                                          None) for n in (8, 25, 60)])
+        except Exception as exc:  # noqa: BLE001 - any failure of the runtime: fall back
+            fallback = RuntimeChoice("int8", choice.requested,
+                                     f"{choice.name} could not run "
+                                     f"({type(exc).__name__}: {exc}): int8 instead")
+            model, featurizer, manifest, sha = load_checkpoint(spec.checkpoint, spec.device)
+            analyzer = cls(model, featurizer, manifest, sha, spec.checkpoint.path, spec.device,
+                           spec.batch_size, fallback)
+        return analyzer
 
     @classmethod
     def fingerprint(cls, config: Mapping[str, Any]) -> str | None:
@@ -168,7 +204,8 @@ class GPTOSSChristianAnalyzer(BaseAnalyzer):
         return {"backend": self.backend, "model_version": self.model_version,
                 "models": [f"{self.model_id} ({self.model_version})"],
                 "checkpoint": str(self.path), "checkpoint_sha256": self.checkpoint_sha256,
-                "device": self.device, "quantization": self.manifest["quantization"]["method"]}
+                "device": self.device, "quantization": self.manifest["quantization"]["method"],
+                "runtime": self.runtime.name, "runtime_reason": self.runtime.reason}
 
     @property
     def model_id(self) -> str:
@@ -181,7 +218,7 @@ class GPTOSSChristianAnalyzer(BaseAnalyzer):
                 "model_id": self.model_id, "checkpoint_sha256": self.checkpoint_sha256,
                 "quantization": self.manifest["quantization"]["method"],
                 "schema_version": self.manifest["schema_version"], "device": self.device,
-                "created_at": self.manifest.get("created_at")}
+                "runtime": self.runtime.name, "created_at": self.manifest.get("created_at")}
 
     def _analyze_batch(self, items: list[tuple[str, str, str, int | None]]) -> list:
         from selah.analyzers.gptoss_render import render
@@ -192,5 +229,6 @@ class GPTOSSChristianAnalyzer(BaseAnalyzer):
         predictions = predict_songs(self.model, self.featurizer, songs, self.batch_size,
                                     self.device)
         elapsed = (time.perf_counter() - started) / len(items)
+        self.heap.analysed(len(items))
         return [render(t, a, lyr, user, prediction, self._context, elapsed)
                 for (t, a, lyr, user), prediction in zip(items, predictions)]

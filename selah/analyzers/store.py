@@ -136,6 +136,13 @@ class ModelStore:
         """Version of the serving model, or None when none is loaded."""
         return self._analyzer.model_version if self._analyzer is not None else None
 
+    @property
+    def runtime(self) -> str | None:
+        """The runtime the serving model runs on (`selah.runtime`; the gptoss backend's), or
+        None when none is loaded or its backend has no such choice."""
+        analyzer = self._analyzer
+        return analyzer.info().get("runtime") if analyzer is not None else None
+
     def info(self) -> dict:
         """The legacy `get_analyzer_info()` shape plus this store's state."""
         info = self._analyzer.info() if self._analyzer is not None else {}
@@ -147,6 +154,7 @@ class ModelStore:
             "analyzer_type": self.backend_cls.__name__,
             "backend": self.backend_cls.backend,
             "model_version": self.model_version,
+            "runtime": info.get("runtime"),
             "error": self.error,
         }
 

@@ -26,7 +26,22 @@ def test_metrics_report_requests_model_and_jobs(app, client):
     assert samples[key] == 1.0
     assert any(name == "selah_http_request_duration_seconds_count" for name, _ in samples)
     model = [labels for name, labels in samples if name == "selah_model_info"]
-    assert dict(model[0]) == {"backend": "fake", "version": "fake-1", "status": "ready"}
+    assert dict(model[0]) == {"backend": "fake", "version": "fake-1", "runtime": "",
+                              "status": "ready"}
+
+
+def test_readyz_and_metrics_name_the_gptoss_runtime(make_app, int8_checkpoint):
+    from selah.analyzers import GPTOSSChristianAnalyzer
+
+    app = make_app(ANALYZER_CLASS=GPTOSSChristianAnalyzer, GPTOSS_MODEL_PATH=str(int8_checkpoint),
+                   GPTOSS_DEVICE="cpu", GPTOSS_RUNTIME="float32")
+    client = app.test_client()
+    with app.app_context():
+        app.extensions["selah.model_store"].get()
+    ready = client.get("/readyz").get_json()
+    assert ready["status"] == "ready" and ready["runtime"] == "float32"
+    model = [dict(labels) for name, labels in _samples(client) if name == "selah_model_info"]
+    assert model[0]["runtime"] == "float32" and model[0]["backend"] == "gptoss"
 
 
 def test_metrics_count_analyses_by_source(app, client):

@@ -5,7 +5,14 @@ import torch
 
 from selah import schema
 from selah.checkpoint import load_checkpoint
-from selah.inference import decode_logits, predict_songs
+from selah.inference import (
+    decode_logits,
+    featurize,
+    featurize_buckets,
+    forward_songs,
+    predict_songs,
+    window_buckets,
+)
 from selah.schema import score_band
 from selah.student import HEAD_SPECS, load_student
 
@@ -34,7 +41,7 @@ def test_decoding_clamps_the_score_into_the_verdict_band():
 
 
 def test_an_int8_song_gets_the_same_prediction_alone_or_in_any_batch(int8_checkpoint):
-    """Fixed window shapes, per-token activation scales and heads applied song by song: a
+    """Bucketed window shapes, per-token activation scales and heads applied song by song: a
     song's numbers do not depend on what shares its forward pass (the service's guarantee)."""
     model, featurizer, _, _ = load_checkpoint(int8_checkpoint)
     line = "Grace like rain falls down on me\n"  # songs of one, ten and nineteen lines
@@ -53,3 +60,78 @@ def test_predicting_puts_a_training_model_back_in_training_mode(tiny_student):
     first = predict_songs(model, featurizer, [song])
     assert model.training
     assert predict_songs(model, featurizer, [song]) == first  # dropout was off while predicting
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The embedded checkpoint (MiniLM, 256-token windows): the one with three buckets."""
+    from selah.analyzers.gptoss import EMBEDDED_CHECKPOINT
+
+    model, featurizer, _, _ = load_checkpoint(EMBEDDED_CHECKPOINT)
+    return model, featurizer
+
+
+def _songs(line: str, lines: tuple[int, ...]) -> list[dict]:
+    return [{"title": f"Song {n}", "artist": "Test Choir", "lyrics": line * n} for n in lines]
+
+
+def test_windows_are_padded_to_the_smallest_bucket_that_holds_them(shipped):
+    _, featurizer = shipped
+    assert window_buckets(256) == (64, 128, 256) and window_buckets(64) == (64,)
+    assert window_buckets(100) == (64, 100)
+    songs = _songs("Grace like rain falls down on me\n", (1, 12, 25, 80))
+    batch = featurize_buckets(featurizer, songs)
+    lengths = {}
+    for positions, input_ids, mask in batch["buckets"]:
+        real = mask.sum(1)
+        assert input_ids.shape == mask.shape and len(positions) == len(input_ids)
+        smaller = [b for b in window_buckets(256) if b < input_ids.size(1)]
+        assert (real <= input_ids.size(1)).all() and (real > max(smaller, default=0)).all()
+        for position, length in zip(positions.tolist(), real.tolist()):
+            lengths[position] = length
+    assert sorted(lengths) == list(range(batch["n_windows"]))  # every window, once
+    padded = featurize(featurizer, songs)
+    assert lengths == dict(enumerate(padded["attention_mask"].sum(1).tolist()))
+    assert torch.equal(batch["song_index"], padded["song_index"])
+    assert {ids.size(1) for _, ids, _ in batch["buckets"]} == {64, 128, 256}
+
+
+@pytest.mark.parametrize("runtime", ["int8", "bf16"])
+def test_a_shipped_song_gets_the_same_numbers_alone_or_in_any_batch(shipped, runtime,
+                                                                    monkeypatch):
+    """Bucketed windows, per-token activation scales (int8) or GEMMs whose rows do not depend
+    on their number (bf16), per-window pooling terms added in window order and heads song by
+    song: bit for bit the same alone, in any batch, in any order. (`float32` is the reference,
+    not a serving runtime: its GEMMs round a row differently with the row count.)"""
+    import copy
+
+    from selah.int8 import apply_runtime
+
+    model, featurizer = shipped
+    model = apply_runtime(copy.deepcopy(model), runtime)
+    songs = _songs("When the morning breaks I lift my eyes to You\n", (1, 6, 14, 40, 3))
+    together = forward_songs(model, featurizer, songs, batch_size=5)
+    reordered = forward_songs(model, featurizer, songs[::-1] + songs, batch_size=3)
+    for index, song in enumerate(songs):
+        alone = forward_songs(model, featurizer, [song], batch_size=1)
+        for name, value in alone.items():
+            assert torch.equal(value[0], together[name][index]), (runtime, name, index)
+            assert torch.equal(value[0], reordered[name][len(songs) - 1 - index])
+            assert torch.equal(value[0], reordered[name][len(songs) + index])
+    monkeypatch.setattr("selah.inference.MAX_PASS_TOKENS", 300)  # a pass of one window
+    pieces = forward_songs(model, featurizer, songs, batch_size=5)
+    assert all(torch.equal(pieces[name], together[name]) for name in together)
+
+
+def test_buckets_change_no_verdict_of_the_shipped_student(shipped):
+    """Padding a window to its bucket instead of the full 256 tokens moves its numbers by
+    float rounding only."""
+    model, featurizer = shipped
+    songs = _songs("Your love never fails, it never gives up\n", (1, 5, 9, 20, 33))
+    bucketed = forward_songs(model, featurizer, songs)
+    with torch.inference_mode():
+        batch = featurize(featurizer, songs)
+        full = model(batch["input_ids"], batch["attention_mask"], batch["song_index"],
+                     batch["n_songs"])
+    assert torch.equal(bucketed["verdict"].argmax(1), full["verdict"].argmax(1))
+    assert torch.allclose(bucketed["score"], full["score"], atol=0.05)

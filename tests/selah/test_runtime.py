@@ -3,7 +3,13 @@
 import pytest
 import torch
 
-from selah.runtime import DeviceUnavailable, peak_rss_mib, resolve_device
+from selah.runtime import (
+    DeviceUnavailable,
+    choose_runtime,
+    cpu_flags,
+    peak_rss_mib,
+    resolve_device,
+)
 
 
 def test_auto_takes_the_best_device_there_is():
@@ -27,3 +33,48 @@ def test_a_missing_cuda_is_refused_with_what_to_set_instead():
 def test_peak_memory_is_a_positive_number_of_mib():
     peak = peak_rss_mib()
     assert peak is not None and 10 < peak < 1 << 20
+
+
+def _cpuinfo(tmp_path, flags: str):
+    path = tmp_path / "cpuinfo"
+    path.write_text(f"processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: {flags}\n\n"
+                    f"processor\t: 1\nflags\t\t: {flags}\n")
+    return path
+
+
+def test_cpu_flags_are_read_from_the_os_list(tmp_path):
+    assert cpu_flags(_cpuinfo(tmp_path, "fpu avx512f avx512_vnni")) == {
+        "fpu", "avx512f", "avx512_vnni"}
+    assert cpu_flags(tmp_path / "missing") == frozenset()
+
+
+@pytest.mark.parametrize("flags, runtime", [
+    ({"avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile"}, "bf16"),
+    ({"avx512_vnni", "avx512_bf16"}, "int8"),  # bf16 without tiles is slower than int8
+    (set(), "int8"),
+])
+def test_auto_takes_bf16_on_amx_tiles_and_int8_elsewhere(flags, runtime):
+    choice = choose_runtime("auto", "cpu", frozenset(flags))
+    assert choice.name == runtime and choice.requested == "auto"
+    assert ("amx_bf16" in choice.reason) == (runtime == "bf16")
+    assert choose_runtime(None, "cpu", frozenset(flags)) == choice
+
+
+def test_a_runtime_asked_for_is_taken_or_falls_back_saying_why():
+    assert choose_runtime("float32", "cpu", frozenset()).name == "float32"
+    assert choose_runtime(" BF16 ", "cpu", frozenset({"avx512_bf16"})).name == "bf16"
+    fallback = choose_runtime("bf16", "cpu", frozenset({"avx2"}))
+    assert fallback.name == "int8" and fallback.requested == "bf16"
+    assert "neither amx_bf16 nor avx512_bf16" in fallback.reason
+    for device in ("cuda", "mps"):
+        choice = choose_runtime("int8", device, frozenset())
+        assert choice.name == "dequantized" and "CPU only" in choice.reason
+        assert choose_runtime("auto", device).name == "dequantized"
+    with pytest.raises(ValueError, match=r"GPTOSS_RUNTIME='int4' is not one of auto, int8"):
+        choose_runtime("int4", "cpu")
+
+
+def test_this_machine_gets_a_runtime_it_lists():
+    flags = cpu_flags()
+    choice = choose_runtime("auto", "cpu")
+    assert choice.name == ("bf16" if "amx_bf16" in flags else "int8")

@@ -16,8 +16,8 @@ def test_read_when_called_not_when_imported(monkeypatch):
 
 def test_every_backend_setting_is_there():
     names = set(analyzer_settings())
-    assert {"ANALYZER_BACKEND", "GPTOSS_MODEL_PATH", "GPTOSS_DEVICE", "GPTOSS_BATCH_SIZE",
-            "ANALYSIS_MAX_CONCURRENCY"} <= names
+    assert {"ANALYZER_BACKEND", "GPTOSS_MODEL_PATH", "GPTOSS_DEVICE", "GPTOSS_RUNTIME",
+            "GPTOSS_BATCH_SIZE", "ANALYSIS_MAX_CONCURRENCY"} <= names
     assert {n for n in names if n.startswith("HF_")} == {
         "HF_SENTIMENT_MODEL", "HF_SAFETY_MODEL", "HF_EMOTION_MODEL", "HF_THEMES_MODEL",
         "HF_DEVICE"}

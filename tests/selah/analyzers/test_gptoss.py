@@ -8,6 +8,7 @@ import pytest
 
 from selah import schema
 from selah.analyzers import AnalyzerUnavailable, GPTOSSChristianAnalyzer
+from selah.analyzers.columns import legacy_columns
 from selah.analyzers.gptoss_render import scripture_for
 from tests.checkpoints import corrupt
 from tests.selah.analyzers.test_base import READ_KEYS
@@ -216,3 +217,88 @@ def test_a_model_failure_is_a_complete_error_result(analyzer, monkeypatch):
     result = analyzer.analyze_song(**SONGS[0])
     assert not result.is_successful() and "out of memory" in result.error_message
     assert result.configuration_snapshot["model_version"] == analyzer.model_version
+
+
+def test_the_runtime_is_chosen_at_load_and_named_everywhere(int8_checkpoint):
+    from selah.runtime import choose_runtime
+
+    expected = choose_runtime("auto", "cpu").name
+    ok, message = GPTOSSChristianAnalyzer.preflight_config(config(int8_checkpoint))
+    assert ok and f"({expected} runtime)" in message
+    analyzer = GPTOSSChristianAnalyzer.from_config(config(int8_checkpoint))
+    assert analyzer.runtime.name == expected and analyzer.runtime.requested == "auto"
+    info = analyzer.info()
+    assert info["runtime"] == expected and info["runtime_reason"] == analyzer.runtime.reason
+    assert analyzer.analyze_song(**SONGS[0]).configuration_snapshot["runtime"] == expected
+
+
+@pytest.mark.parametrize("runtime", ["int8", "bf16", "float32"])
+def test_every_runtime_serves_the_same_verdicts(analyzer, int8_checkpoint, runtime):
+    served = GPTOSSChristianAnalyzer.from_config(config(int8_checkpoint, GPTOSS_RUNTIME=runtime))
+    assert served.runtime.name == runtime
+    assert served.analyze_song(**SONGS[0]).configuration_snapshot["runtime"] == runtime
+    ours = served.analyze_songs_batch(SONGS[:2])
+    reference = analyzer.analyze_songs_batch(SONGS[:2])
+    for got, want in zip(ours, reference):
+        assert legacy_columns(got)["verdict"] == legacy_columns(want)["verdict"]
+        assert got.get_final_score() == pytest.approx(want.get_final_score(), abs=1.0)
+
+
+def test_an_unknown_runtime_is_refused_before_loading(int8_checkpoint):
+    ok, message = GPTOSSChristianAnalyzer.preflight_config(
+        config(int8_checkpoint, GPTOSS_RUNTIME="int4"))
+    assert not ok
+    assert "GPTOSS_RUNTIME='int4' is not one of auto, int8, int8-compiled, bf16, float32" in message
+    with pytest.raises(AnalyzerUnavailable, match="GPTOSS_RUNTIME"):
+        GPTOSSChristianAnalyzer.from_config(config(int8_checkpoint, GPTOSS_RUNTIME="int4"))
+
+
+def test_a_runtime_that_fails_its_first_prediction_falls_back_to_int8(int8_checkpoint,
+                                                                       monkeypatch):
+    import selah.int8
+
+    def broken(model, runtime):
+        for module in model.modules():
+            if isinstance(module, selah.int8.Int8Linear):
+                module.forward = lambda x: (_ for _ in ()).throw(RuntimeError("no such kernel"))
+        return model
+
+    monkeypatch.setattr(selah.int8, "apply_runtime", broken)
+    served = GPTOSSChristianAnalyzer.from_config(config(int8_checkpoint, GPTOSS_RUNTIME="bf16"))
+    assert served.runtime.name == "int8" and served.runtime.requested == "bf16"
+    assert "bf16 could not run (RuntimeError: no such kernel): int8 instead" in \
+        served.runtime.reason
+    result = served.analyze_song(**SONGS[0])
+    assert result.error_message is None and result.configuration_snapshot["runtime"] == "int8"
+
+
+def test_the_heap_is_trimmed_every_so_many_songs(analyzer, monkeypatch):
+    from selah.runtime import HeapTrimmer
+
+    calls = []
+    trimmer = HeapTrimmer(every=3)
+    trimmer._trim = calls.append
+    monkeypatch.setattr(analyzer, "heap", trimmer)
+    analyzer.analyze_songs_batch(SONGS[:2])
+    assert calls == []
+    analyzer.analyze_song(**SONGS[0])
+    assert calls == [0] and trimmer.trims == 1 and trimmer.pending == 0
+    analyzer.analyze_songs_batch(SONGS[2:])  # no lyrics to speak of: the model does not run
+    assert calls == [0]
+
+
+@pytest.mark.slow
+def test_the_compiled_runtime_serves_the_int8_answers_alone_or_in_any_batch(analyzer,
+                                                                          int8_checkpoint):
+    """torch.compile fuses the quantization around the same int8 GEMMs: the verdicts stay,
+    and a song's result still does not depend on its batch."""
+    served = GPTOSSChristianAnalyzer.from_config(
+        config(int8_checkpoint, GPTOSS_RUNTIME="int8-compiled"))
+    assert served.runtime.name == "int8-compiled", served.runtime.reason
+    together = served.analyze_songs_batch(SONGS)
+    assert [_stable(r) for r in served.analyze_songs_batch(SONGS[::-1])][::-1] == \
+        [_stable(r) for r in together]
+    assert _stable(served.analyze_song(**SONGS[0])) == _stable(together[0])
+    for got, want in zip(together, analyzer.analyze_songs_batch(SONGS)):
+        assert legacy_columns(got)["verdict"] == legacy_columns(want)["verdict"]
+        assert got.get_final_score() == pytest.approx(want.get_final_score(), abs=1.0)
