@@ -229,6 +229,6 @@ class GPTOSSChristianAnalyzer(BaseAnalyzer):
         predictions = predict_songs(self.model, self.featurizer, songs, self.batch_size,
                                     self.device)
         elapsed = (time.perf_counter() - started) / len(items)
-        self.heap.analysed(len(items))
+        self.heap.analysed(sum(len(lyrics) for _, _, lyrics, _ in items))
         return [render(t, a, lyr, user, prediction, self._context, elapsed)
                 for (t, a, lyr, user), prediction in zip(items, predictions)]

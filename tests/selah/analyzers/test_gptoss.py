@@ -272,19 +272,19 @@ def test_a_runtime_that_fails_its_first_prediction_falls_back_to_int8(int8_check
     assert result.error_message is None and result.configuration_snapshot["runtime"] == "int8"
 
 
-def test_the_heap_is_trimmed_every_so_many_songs(analyzer, monkeypatch):
+def test_the_heap_is_trimmed_every_so_many_characters(analyzer, monkeypatch):
     from selah.runtime import HeapTrimmer
 
     calls = []
-    trimmer = HeapTrimmer(every=3)
+    trimmer = HeapTrimmer(every_chars=len(SONGS[0]["lyrics"]) + len(SONGS[1]["lyrics"]) + 1)
     trimmer._trim = calls.append
     monkeypatch.setattr(analyzer, "heap", trimmer)
     analyzer.analyze_songs_batch(SONGS[:2])
-    assert calls == []
-    analyzer.analyze_song(**SONGS[0])
+    assert calls == [] and trimmer.pending == trimmer.every_chars - 1
+    analyzer.analyze_song(**SONGS[1])
     assert calls == [0] and trimmer.trims == 1 and trimmer.pending == 0
     analyzer.analyze_songs_batch(SONGS[2:])  # no lyrics to speak of: the model does not run
-    assert calls == [0]
+    assert calls == [0] and trimmer.pending == 0
 
 
 @pytest.mark.slow
