@@ -110,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     def backbone(runtime):
         return apply_runtime(copy.deepcopy(student), runtime).backbone.eval()
 
+    reference = backbone("float32")  # built outside inference mode: OpenVINO traces it
     with torch.inference_mode():
-        reference = backbone("float32")
         want = reference(input_ids=ids, attention_mask=mask).last_hidden_state
     rows = report["backbone_16x256"]
 
