@@ -56,26 +56,26 @@ def comparable(result) -> dict:
 def reference_rate(analyzer, songs: list[dict], batch_size: int = 16) -> float:
     """Songs per minute of a plain float32 transformers model (the analyzer's architecture and
     dequantized weights) over `songs`, `batch_size` a batch padded to the longest window."""
+    import copy
+
     import torch
     from transformers import AutoConfig, AutoModel
 
+    from selah.int8 import Int8Embedding, apply_runtime
     from selah.student import Featurizer
 
     description = analyzer.manifest["backbone_config"]
     values = dict(description)
     config = AutoConfig.for_model(values.pop("model_type"), **values)
     model = AutoModel.from_config(config).eval()
-    state = {}
-    for name, module in analyzer.model.backbone.named_modules():
-        if hasattr(module, "weight_int8"):
-            weight = module.weight_int8.float() * module.weight_scale.unsqueeze(1)
-            smooth = getattr(module, "input_smooth", None)
-            state[f"{name}.weight"] = weight if smooth is None else weight / smooth.unsqueeze(0)
-            if getattr(module, "bias", None) is not None:
-                state[f"{name}.bias"] = module.bias.float()
-    state.update({k: v for k, v in analyzer.model.backbone.state_dict().items()
-                  if k.split(".")[-1] not in ("weight_int8", "weight_scale", "input_smooth")
-                  and k not in state})
+    # The float32 runtime's weights (`selah.int8.DequantizedLinear`), the embedding rows
+    # dequantized the same way.
+    backbone = apply_runtime(copy.deepcopy(analyzer.model), "float32").backbone
+    state = backbone.state_dict()
+    for name, module in backbone.named_modules():
+        if isinstance(module, Int8Embedding):
+            del state[f"{name}.weight_int8"], state[f"{name}.weight_scale"]
+            state[f"{name}.weight"] = module.weight_int8.float() * module.weight_scale.unsqueeze(1)
     model.load_state_dict(state, strict=True)
     featurizer = Featurizer(analyzer.featurizer.tokenizer, analyzer.featurizer.max_length,
                             analyzer.featurizer.stride)

@@ -55,30 +55,27 @@ def gemm_figures(repeats: int) -> dict:
                 "int8 (torch._int_mm)": median_ms(lambda: torch._int_mm(xi, wi), repeats * 4)}
 
 
-class _Int8Weight:
-    """Builds a float-input linear whose weight is an int8 constant times its scales (what
+def compressed_linear(int8_linear):
+    """A float-input linear whose weight is the layer's int8 constant times its scales (what
     OpenVINO reads as a compressed weight)."""
+    import torch
+    from torch import nn
 
-    @staticmethod
-    def module(int8_linear):
-        import torch
-        from torch import nn
+    class Compressed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("q", int8_linear.weight_int8.clone())
+            self.register_buffer("scale", int8_linear.weight_scale.clone().unsqueeze(1))
+            self.register_buffer("bias", int8_linear.bias.clone())
+            smooth = int8_linear.input_smooth
+            self.register_buffer("smooth", torch.ones(int8_linear.in_features)
+                                 if smooth is None else smooth.clone())
 
-        class Compressed(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.register_buffer("q", int8_linear.weight_int8.clone())
-                self.register_buffer("scale", int8_linear.weight_scale.clone().unsqueeze(1))
-                self.register_buffer("bias", int8_linear.bias.clone())
-                smooth = int8_linear.input_smooth
-                self.register_buffer("smooth", torch.ones(int8_linear.in_features)
-                                     if smooth is None else smooth.clone())
+        def forward(self, x):
+            return torch.nn.functional.linear(x / self.smooth, self.q.float() * self.scale,
+                                              self.bias)
 
-            def forward(self, x):
-                return torch.nn.functional.linear(x / self.smooth, self.q.float() * self.scale,
-                                                  self.bias)
-
-        return Compressed()
+    return Compressed()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     compressed = copy.deepcopy(student.backbone)
     for name, module in list(compressed.named_modules()):
         if isinstance(module, Int8Linear):
-            set_module(compressed, name, _Int8Weight.module(module))
+            set_module(compressed, name, compressed_linear(module))
     inputs = {"input_ids": ids, "attention_mask": mask}
     try:
         import openvino as ov

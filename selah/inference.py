@@ -129,21 +129,22 @@ def featurize_buckets(featurizer, songs: Sequence[dict]) -> dict:
 
 
 def encode_buckets(model, batch: dict, device) -> torch.Tensor:
-    """Song vectors [n_songs, hidden] (float32) of `featurize_buckets`' windows: each bucket's
+    """Song vectors [n_songs, hidden] (float32, on `device`) of `featurize_buckets`' windows:
+    each bucket's
     forward passes (of `MAX_PASS_TOKENS` at most) give per-window pooling terms, which are added
     up per song in window order (`StudentModel.pool`)."""
     hidden_size = model.backbone.config.hidden_size
-    totals = torch.zeros(batch["n_windows"], hidden_size)
-    counts = torch.zeros(batch["n_windows"], 1)
+    totals = torch.zeros(batch["n_windows"], hidden_size, device=device)
+    counts = torch.zeros(batch["n_windows"], 1, device=device)
     for positions, input_ids, attention_mask in batch["buckets"]:
+        positions = positions.to(device)
         step = max(1, MAX_PASS_TOKENS // input_ids.size(1))
         for start in range(0, len(positions), step):
             piece = slice(start, start + step)
             total, count = model.window_terms(input_ids[piece].to(device),
                                               attention_mask[piece].to(device))
-            totals[positions[piece]] = total.float().cpu()
-            counts[positions[piece]] = count.float().cpu()
-    return model.pool(totals, counts, batch["song_index"], batch["n_songs"])
+            totals[positions[piece]], counts[positions[piece]] = total.float(), count.float()
+    return model.pool(totals, counts, batch["song_index"].to(device), batch["n_songs"])
 
 
 def forward_songs(model, featurizer, songs: Sequence[dict], batch_size: int = 16,
@@ -159,7 +160,7 @@ def forward_songs(model, featurizer, songs: Sequence[dict], batch_size: int = 16
         for start in range(0, len(order), batch_size):
             chosen = order[start:start + batch_size]
             batch = featurize_buckets(featurizer, [songs[i] for i in chosen])
-            pooled = model.dropout(encode_buckets(model, batch, device).to(device))
+            pooled = model.dropout(encode_buckets(model, batch, device))
             # `StudentModel.forward`, with the heads applied one song at a time: a float GEMM's
             # rounding can depend on how many rows it is given, a single row's never does.
             for name, head in model.heads.items():
