@@ -46,6 +46,11 @@ class Config:
     MAX_LYRICS_LENGTH = env_int("MAX_LYRICS_LENGTH", 20_000, minimum=1)
     MAX_BATCH_SIZE = env_int("MAX_BATCH_SIZE", 500, minimum=1)
     MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 2 * 1024 * 1024, minimum=1024)
+    # Inline analyses run on the request thread: one batch may carry at most this many characters
+    # of lyrics (bigger ones go to a job: store them as a playlist and analyse that), and an
+    # inline analysis stops with a 503 once it has run this many seconds (0: no limit).
+    INLINE_MAX_CHARS = env_int("INLINE_MAX_CHARS", 200_000, minimum=1)
+    REQUEST_TIMEOUT_SECONDS = env_float("REQUEST_TIMEOUT_SECONDS", 60.0, minimum=0.0)
 
     LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 

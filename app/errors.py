@@ -10,12 +10,16 @@ from functools import wraps
 import marshmallow as ma
 from flask import current_app, request
 from flask_smorest import Api
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from app.extensions import db
 from app.services.errors import ServiceError
 from selah.analyzers.base import AnalyzerRateLimited, AnalyzerUnavailable
 
 log = logging.getLogger(__name__)
+# Seconds a client should wait before retrying while the database is unavailable.
+DATABASE_RETRY_AFTER = 5
 
 
 def legacy_route(view):
@@ -86,9 +90,8 @@ class SelahApi(Api):
                 message = f"invalid input: {', '.join(sorted(map(str, details)))}"
             return error_response(422, "validation_error", message, details)
         if isinstance(error, InternalServerError):
-            original = getattr(error, "original_exception", None)
-            if original is not None:
-                log.exception("unhandled error", exc_info=original)
+            # Flask has logged the original exception's traceback (`Flask.log_exception`, with the
+            # method and path) before it gets here: logging it again would print it twice.
             return error_response(500, "internal_error", "internal server error")
         code = (error.name or "error").lower().replace(" ", "_")
         message = data.get("message") or error.description or error.name
@@ -123,7 +126,18 @@ def register_error_handlers(app) -> None:
 
     @app.errorhandler(ServiceError)
     def _service_error(exc: ServiceError):
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        return error_response(exc.status, exc.code, exc.message, exc.details, dict(exc.headers))
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def _database_unavailable(exc: DBAPIError):
+        # The database is down, restarting or refusing connections: the caller should retry, and
+        # one log line is enough (the next request gets a fresh connection: pool_pre_ping).
+        log.warning("database unavailable: %s", str(exc.orig or exc).strip().splitlines()[0])
+        db.session.rollback()
+        return error_response(503, "database_unavailable",
+                              "the database is unavailable; retry shortly",
+                              headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
 
     @app.errorhandler(AnalyzerUnavailable)
     def _analyzer_unavailable(exc: AnalyzerUnavailable):

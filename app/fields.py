@@ -25,6 +25,22 @@ class ConfigLength(validate.Validator):
         return value
 
 
+class InlineBudget(validate.Validator):
+    """At most `INLINE_MAX_CHARS` characters of lyrics over a list of songs: what one request
+    thread is allowed to analyse; the error says where bigger work goes."""
+
+    def __call__(self, songs):
+        limit = current_app.config["INLINE_MAX_CHARS"]
+        total = sum(len(song.get("lyrics") or "") for song in songs if isinstance(song, dict))
+        if total > limit:
+            raise ValidationError(
+                f"At most {limit} characters of lyrics in one inline batch (INLINE_MAX_CHARS); "
+                f"got {total}. Split the batch, or store the songs as a playlist "
+                f"(POST /api/playlists) and analyse it as a background job "
+                f"(POST /api/playlists/<id>/analyze).")
+        return songs
+
+
 def _storable(value: str) -> str:
     """Refuse what no database text column stores: NUL characters and lone surrogates."""
     if "\x00" in value:

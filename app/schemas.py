@@ -14,7 +14,7 @@ import marshmallow as ma
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from app.fields import (MAX_DESCRIPTION_LENGTH, MAX_PAGE, MAX_PER_PAGE, ConfigLength, Id,
-                        force_field, text)
+                        InlineBudget, force_field, text)
 
 
 # -- input -------------------------------------------------------------------------------------
@@ -36,11 +36,13 @@ class AnalyzeSchema(SongInputSchema):
 
 
 class BatchAnalyzeSchema(ma.Schema):
-    """`POST /api/analyze/batch`: up to MAX_BATCH_SIZE songs."""
+    """`POST /api/analyze/batch`: up to MAX_BATCH_SIZE songs and INLINE_MAX_CHARS characters of
+    lyrics in all (the batch runs on the request thread; bigger work is a job)."""
 
     songs = fields.List(fields.Nested(SongInputSchema), required=True,
-                        validate=ConfigLength("MAX_BATCH_SIZE", "songs"),
-                        metadata={"description": "At most MAX_BATCH_SIZE songs."})
+                        validate=[ConfigLength("MAX_BATCH_SIZE", "songs"), InlineBudget()],
+                        metadata={"description": "At most MAX_BATCH_SIZE songs and "
+                                                 "INLINE_MAX_CHARS characters of lyrics in all."})
     force = force_field()
 
 

@@ -245,6 +245,32 @@ def verdict_for_score(score: float) -> str:
     return SCORE_BANDS[-1][1]
 
 
+DOCTRINAL_CLARITIES = ("clear", "mixed", "unclear", "none")
+# Concerns about what a song teaches of God (as against conduct: profanity, violence...).
+DOCTRINAL_ERRORS = frozenset({"Theological Error", "Vague Spirituality", "Humanistic Philosophy",
+                              "Idolatry", "Occult/Witchcraft", "Blasphemy", "Apostasy"})
+# Themes that state doctrine: the gospel's core and the song quoting scripture.
+DOCTRINAL_THEMES = frozenset(theme.name for theme in THEMES if theme.category == "core_gospel"
+                             ) | {"Scripture References"}
+
+
+def doctrinal_clarity(themes: list[str], concerns: list[str]) -> str:
+    """`clear`, `mixed`, `unclear` or `none`, derived from detected theme and concern names.
+
+    No data set labels this field, so no model predicts it: it is read off what was detected.
+    clear: doctrine stated (a core-gospel theme or quoted scripture) and no doctrinal error;
+    mixed: doctrine stated beside a doctrinal error; unclear: spiritual content without stated
+    doctrine, or a doctrinal error alone; none: neither (a song with no spiritual content).
+    """
+    stated = any(name in DOCTRINAL_THEMES for name in themes)
+    errors = any(name in DOCTRINAL_ERRORS for name in [*themes, *concerns])
+    if stated:
+        return "mixed" if errors else "clear"
+    spiritual = any(THEME_BY_NAME[name].category != "negative" for name in themes
+                    if name in THEME_BY_NAME)
+    return "unclear" if errors or spiritual else "none"
+
+
 def needs_review(score: float, confidence: float | None = None, threshold: float = 0.6) -> bool:
     """True within REVIEW_MARGIN points of a band edge, or when verdict confidence is low."""
     near_edge = any(abs(score - edge) <= REVIEW_MARGIN for edge in BAND_EDGES)

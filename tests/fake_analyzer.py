@@ -82,7 +82,7 @@ class FakeAnalyzer(BaseAnalyzer):
                                   "verdict_probabilities": {verdict: 1.0},
                                   "formation_risk": "low", "narrative_voice": "artist",
                                   "lament_filter_applied": False, "confidence": 0.9,
-                                  "needs_review": False, "doctrinal_clarity": "sound"},
+                                  "needs_review": False, "doctrinal_clarity": "clear"},
                 },
                 scoring_results={
                     "final_score": score, "explanation": f"fake analysis scored {score:.0f}",

@@ -17,7 +17,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from app.models import AnalysisRecord, Song, utcnow
-from app.services.errors import get_or_404
+from app.services.errors import ServiceError, get_or_404
 from selah.analyzers.base import MIN_LYRICS_CHARS, AnalysisResult
 from selah.analyzers.columns import legacy_columns
 
@@ -48,6 +48,34 @@ def apply_result(record: AnalysisRecord, result: AnalysisResult, model_version: 
     record.result = result.to_dict()
     record.claimed_by = None
     record.lease_expires_at = None
+
+
+# Characters of lyrics in one group of a timed inline batch: a few seconds of model time here,
+# big enough to keep the model's batching (one group per request for most batches).
+INLINE_GROUP_CHARS = 40_000
+
+
+def _groups(indices: list[int], songs: list[dict]) -> list[list[int]]:
+    """`indices` split, in order, into runs of at most INLINE_GROUP_CHARS characters of lyrics
+    (a longer song is a group of its own)."""
+    groups: list[list[int]] = []
+    size = 0
+    for index in indices:
+        chars = len(songs[index].get("lyrics") or "")
+        if not groups or size + chars > INLINE_GROUP_CHARS:
+            groups.append([])
+            size = 0
+        groups[-1].append(index)
+        size += chars
+    return groups
+
+
+class AnalysisTimedOut(ServiceError):
+    """An inline analysis that spent its time budget before every song was analysed."""
+
+    status = 503
+    code = "request_timeout"
+    headers = {"Retry-After": "1"}
 
 
 class ResultCache:
@@ -97,8 +125,15 @@ class AnalysisService:
 
     # -- stateless analysis (POST /api/analyze) ------------------------------------------------
 
-    def analyze_batch(self, songs: list[dict], force: bool = False) -> list[AnalysisResult]:
-        """Analyse songs given inline; cached results are reused unless `force`."""
+    def analyze_batch(self, songs: list[dict], force: bool = False,
+                      timeout: float = 0.0) -> list[AnalysisResult]:
+        """Analyse songs given inline; cached results are reused unless `force`.
+
+        With a `timeout` (seconds, 0 for none) the songs run in groups of at most
+        INLINE_GROUP_CHARS characters, and once the time is spent no further group starts:
+        `AnalysisTimedOut` says how far it got. Finished groups are in the result cache, so a
+        retry carries on from there.
+        """
         analyzer = self.store.get()
         results: list[AnalysisResult | None] = [None] * len(songs)
         todo: list[int] = []
@@ -113,9 +148,19 @@ class AnalysisService:
                 self._count(result, "cache")
             else:
                 todo.append(index)
-        if todo:
-            fresh = self._run([songs[i] for i in todo], analyzer)
-            for index, result in zip(todo, fresh):
+        deadline = time.monotonic() + timeout if timeout > 0 else None
+        groups = _groups(todo, songs) if deadline is not None else [todo] if todo else []
+        for number, group in enumerate(groups):
+            if number and time.monotonic() > deadline:
+                done = len(songs) - sum(len(rest) for rest in groups[number:])
+                raise AnalysisTimedOut(
+                    f"the inline analysis ran past its {timeout:g} s budget "
+                    f"(REQUEST_TIMEOUT_SECONDS) after {done} of {len(songs)} songs; the finished "
+                    f"ones are cached, so a retry carries on from there (or send the songs as a "
+                    f"background job)", {"analysed": done, "total": len(songs),
+                                         "timeout_seconds": timeout})
+            fresh = self._run([songs[i] for i in group], analyzer)
+            for index, result in zip(group, fresh):
                 results[index] = result
                 lyrics = songs[index]["lyrics"]
                 if self.result_cache is not None and result.is_successful() and _analysable(lyrics):

@@ -15,6 +15,7 @@ class ServiceError(Exception):
 
     status = 400
     code = "bad_request"
+    headers: dict[str, str] = {}  # response headers (Retry-After, ...)
 
     def __init__(self, message: str, details: dict | None = None):
         super().__init__(message)

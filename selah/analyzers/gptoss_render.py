@@ -149,6 +149,9 @@ def render(title: str, artist: str, lyrics: str, user_id: int | None, prediction
         "formation_risk": risk, "narrative_voice": voice, "lament_filter_applied": lament,
         "confidence": round(confidence, 4), "needs_review": review,
         "raw_score": round(prediction["raw_score"], 2),
+        "doctrinal_clarity": schema.doctrinal_clarity([t["theme"] for t in themes],
+                                                      [f["category"] for f in flags]),
+        "doctrinal_clarity_source": "derived from the detected themes and concerns",
     }
     return AnalysisResult(
         title=title, artist=artist, lyrics_text=lyrics, processed_text=_clean(lyrics),

@@ -345,7 +345,10 @@ def framework(final: float, themes: list[dict], toxic: bool, flags: int, penalty
             "verdict_probabilities": {v: float(v == verdict) for v in schema.VERDICTS},
             "formation_risk": risk, "narrative_voice": "artist", "lament_filter_applied": False,
             "confidence": 1.0, "needs_review": schema.needs_review(final),
-            "derived": "verdict read off the legacy score's band"}
+            "derived": "verdict read off the legacy score's band",
+            # Its concern flags are profanity only; doctrine shows in the themes.
+            "doctrinal_clarity": schema.doctrinal_clarity([t["theme"] for t in themes], []),
+            "doctrinal_clarity_source": "derived from the detected themes"}
 
 
 def render(title: str, artist: str, lyrics: str, user_id: int | None, outputs: ModelOutputs,

@@ -289,7 +289,11 @@ def render(title: str, artist: str, lyrics: str, user_id: int | None, answer: Ch
         "verdict_probability_source": answer.source,
         "formation_risk": risk, "narrative_voice": voice, "lament_filter_applied": lament,
         "confidence": round(confidence, 4), "needs_review": review,
-        "raw_score": round(answer.score, 2), "doctrinal_clarity": extras.get("doctrinal_clarity"),
+        "raw_score": round(answer.score, 2),
+        "doctrinal_clarity": extras.get("doctrinal_clarity") or schema.doctrinal_clarity(
+            [t["theme"] for t in themes], [f["category"] for f in flags]),
+        "doctrinal_clarity_source": "stated by the model" if extras.get("doctrinal_clarity")
+        else "derived from the detected themes and concerns",
         "stated_confidence": round(extras.get("stated_confidence", confidence), 4),
         "chunks": chunks, "response_format": extras.get("response_format"),
         "dropped": answer.dropped[:20],

@@ -3,6 +3,7 @@
 import pytest
 from flask import abort
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from app.errors import legacy_route, require_admin
 from app.extensions import db
@@ -40,6 +41,7 @@ ERRORS = {
     "unavailable": lambda: AnalyzerUnavailable("no checkpoint"),
     "rate_limited": lambda: AnalyzerRateLimited("slow down", 1.2),
     "crash": lambda: ZeroDivisionError("a bug"),
+    "database": lambda: OperationalError("SELECT 1", {}, Exception("connection refused\nmore")),
 }
 
 
@@ -80,6 +82,7 @@ def raising_app(make_app):
     ("rate_limited", 429, "rate_limited", {"retry_after": 1.2}),
     ("abort", 409, "conflict", {}),
     ("crash", 500, "internal_error", {}),
+    ("database", 503, "database_unavailable", {}),
 ])
 @pytest.mark.parametrize("legacy", [False, True])
 def test_errors_are_translated(raising_app, kind, status, code, details, legacy):
@@ -95,11 +98,21 @@ def test_retry_after_headers(raising_app):
     client = raising_app.test_client()
     assert client.get("/test/raise/unavailable").headers["Retry-After"] == "30"
     assert client.get("/test/raise/rate_limited").headers["Retry-After"] == "2"
+    assert client.get("/test/raise/database").headers["Retry-After"] == "5"
 
 
 def test_an_internal_error_does_not_leak_the_exception(raising_app):
     body = raising_app.test_client().get("/test/raise/crash").get_json()
     assert "ZeroDivisionError" not in str(body)
+
+
+def test_an_internal_error_is_logged_once_with_its_traceback(raising_app, caplog):
+    with caplog.at_level("ERROR"):
+        raising_app.test_client().get("/test/raise/crash")
+    tracebacks = [record for record in caplog.records if record.exc_info]
+    assert len(tracebacks) == 1
+    assert tracebacks[0].exc_info[0] is ZeroDivisionError
+    assert "/test/raise/crash" in tracebacks[0].getMessage()
 
 
 def test_require_admin(raising_app, admin_headers):

@@ -41,6 +41,27 @@ def test_needs_review_near_band_edges_or_low_confidence(score, confidence, expec
     assert schema.needs_review(score, confidence) is expected
 
 
+@pytest.mark.parametrize("themes, concerns, expected", [
+    (["Gospel Message"], [], "clear"),
+    (["Faith & Trust", "Scripture References"], [], "clear"),
+    (["Gospel Message"], ["Theological Error"], "mixed"),
+    (["Scripture References", "Vague Spirituality"], [], "mixed"),
+    (["Hope & Encouragement"], [], "unclear"),
+    ([], ["Occult/Witchcraft"], "unclear"),
+    ([], ["Profanity", "Violence/Revenge"], "none"),
+    ([], [], "none"),
+    (["Not A Catalogue Theme"], [], "none"),
+])
+def test_doctrinal_clarity_is_read_off_themes_and_concerns(themes, concerns, expected):
+    assert schema.doctrinal_clarity(themes, concerns) == expected
+    assert expected in schema.DOCTRINAL_CLARITIES
+
+
+def test_doctrinal_names_are_catalogue_names():
+    assert schema.DOCTRINAL_ERRORS <= set(schema.CONCERN_CATEGORIES)
+    assert schema.DOCTRINAL_THEMES <= set(schema.THEME_NAMES)
+
+
 def test_catalogue_is_consistent():
     names = [t.name for t in schema.THEMES]
     assert len(names) == len(set(names))

@@ -110,6 +110,48 @@ def test_batch_limit_comes_from_the_config(make_app, row_counts):
     assert client.post("/api/analyze/batch", json={"songs": songs[:2]}).status_code == 200
 
 
+def test_inline_batch_has_a_character_budget_that_points_at_jobs(make_app, row_counts):
+    client = make_app(INLINE_MAX_CHARS=3 * len(LYRICS)).test_client()
+    songs = [{"title": f"S{i}", "artist": "A", "lyrics": LYRICS} for i in range(4)]
+    response = client.post("/api/analyze/batch", json={"songs": songs})
+    assert response.status_code == 422
+    message = response.get_json()["error"]["details"]["songs"][0]
+    assert "INLINE_MAX_CHARS" in message and f"got {4 * len(LYRICS)}" in message
+    assert "POST /api/playlists" in message  # where work this big goes instead
+    assert client.post("/api/analyze/batch", json={"songs": songs[:3]}).status_code == 200
+
+
+def test_inline_batch_stops_at_its_time_budget_and_a_retry_carries_on(make_app, monkeypatch):
+    from app.services import analysis
+
+    monkeypatch.setattr(analysis, "INLINE_GROUP_CHARS", 1)  # one song a group
+    app = warm(make_app(REQUEST_TIMEOUT_SECONDS=0.15, FAKE_DELAY=0.1))
+    client = app.test_client()
+    songs = [{"title": f"S{i}", "artist": "A", "lyrics": f"{LYRICS} verse {i}"} for i in range(6)]
+    started = FakeAnalyzer.calls
+    response = client.post("/api/analyze/batch", json={"songs": songs})
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    error = response.get_json()["error"]
+    assert error["code"] == "request_timeout" and "REQUEST_TIMEOUT_SECONDS" in error["message"]
+    done = error["details"]["analysed"]
+    assert 1 <= done < 6 and error["details"]["total"] == 6
+    assert FakeAnalyzer.calls - started == done  # no group started after the budget was spent
+    # The finished songs are cached: retries analyse only the rest, and the last one answers.
+    for _ in range(6):
+        response = client.post("/api/analyze/batch", json={"songs": songs})
+        if response.status_code == 200:
+            break
+    assert response.status_code == 200 and response.get_json()["count"] == 6
+    assert FakeAnalyzer.calls - started == 6  # every song analysed exactly once
+
+
+def test_no_time_budget_runs_the_whole_batch(make_app):
+    client = warm(make_app(REQUEST_TIMEOUT_SECONDS=0, FAKE_DELAY=0.02)).test_client()
+    songs = [{"title": f"S{i}", "artist": "A", "lyrics": f"{LYRICS} {i}"} for i in range(5)]
+    assert client.post("/api/analyze/batch", json={"songs": songs}).status_code == 200
+
+
 def test_batch_names_the_bad_song_and_field(client):
     songs = [{"title": "Fine", "artist": "A", "lyrics": LYRICS}, {"title": "No artist",
                                                                   "lyrics": LYRICS}]

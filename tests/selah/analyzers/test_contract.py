@@ -18,7 +18,9 @@ CONCERN_LEVELS = {"very_low", "low", "medium", "high", "unknown"}
 QUALITY_LEVELS = {"Very Low", "Low", "Medium", "High", "Instrumental", "No Lyrics Available",
                   "Unknown"}
 FRAMEWORK_KEYS = {"verdict", "recommendation", "verdict_probabilities", "formation_risk",
-                  "narrative_voice", "lament_filter_applied", "confidence", "needs_review"}
+                  "narrative_voice", "lament_filter_applied", "confidence", "needs_review",
+                  "doctrinal_clarity"}
+DOCTRINAL_CLARITIES = {"clear", "mixed", "unclear", "none"}
 
 
 def gptoss_settings(request) -> dict:
@@ -82,6 +84,7 @@ def check_result(data: dict, analysed: bool = True) -> None:
             s["label"] for s in distribution["scores"]}
     assert isinstance(model["content_safety"]["is_toxic"], bool)
     assert FRAMEWORK_KEYS <= set(model["framework"])
+    assert model["framework"]["doctrinal_clarity"] in DOCTRINAL_CLARITIES
 
 
 def test_inline_analysis_and_batch(backend_client):

@@ -149,6 +149,8 @@ def test_every_key_callers_read_is_present_and_typed(analyzer):
     assert set(framework["verdict_probabilities"]) == set(schema.VERDICTS)
     assert framework["needs_review"] == schema.needs_review(scoring["final_score"],
                                                             framework["confidence"])
+    assert framework["doctrinal_clarity"] == schema.doctrinal_clarity(
+        [t["theme"] for t in biblical["themes"]], [f["category"] for f in content["concern_flags"]])
     # The score sits in the predicted verdict's band.
     assert schema.verdict_for_score(scoring["final_score"]) == framework["verdict"]
     assert json.loads(json.dumps(data)) == data
