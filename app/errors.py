@@ -62,6 +62,8 @@ class ErrorSchema(ma.Schema):
 
     error = ma.fields.Nested(Inner)
     success = ma.fields.Boolean(metadata={"description": "Present (false) on legacy routes"})
+    message = ma.fields.String(metadata={"description": "Present on legacy routes: the error's "
+                                                        "message, where the web app reads it"})
 
 
 class SelahApi(Api):

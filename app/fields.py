@@ -1,6 +1,8 @@
 """The validators and fields the schemas share: configured lengths, storable text, ids, strict
 booleans and paging bounds."""
 
+import re
+
 from flask import current_app
 from marshmallow import ValidationError, fields, validate
 
@@ -10,6 +12,15 @@ MAX_PER_PAGE = 100
 # Largest page: (page - 1) * per_page must stay a 64-bit integer (SQLite and PostgreSQL offsets).
 MAX_PAGE = MAX_ID // MAX_PER_PAGE
 MAX_DESCRIPTION_LENGTH = 2000
+
+
+def documented_limit(key: str) -> int:
+    """The limit the OpenAPI document states for `key`: this process's setting when the schemas
+    were imported (the environment's, else the default). Requests are checked against the app's
+    config at the time, which a test may change."""
+    from app.config import Config
+
+    return getattr(Config, key)
 
 
 class ConfigLength(validate.Validator):
@@ -41,15 +52,22 @@ class InlineBudget(validate.Validator):
         return songs
 
 
-def _storable(value: str) -> str:
-    """Refuse what no database text column stores: NUL characters and lone surrogates."""
-    if "\x00" in value:
-        raise ValidationError("Must not contain NUL characters.")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError("Must be valid Unicode (no lone surrogates).") from None
-    return value
+# What no UTF-8 text column stores: NUL, and surrogates not paired into one character (JSON's
+# "\ud800" escape can carry them).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(value: str) -> str:
+    """`value` as a database text column can store it: each NUL character and lone surrogate
+    becomes U+FFFD, the replacement character."""
+    return _UNSTORABLE.sub("\ufffd", value)
+
+
+class Text(fields.String):
+    """A string, made storable (see `storable`) as it is loaded."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return storable(super()._deserialize(value, attr, data, **kwargs))
 
 
 def _not_blank(value: str) -> str:
@@ -58,15 +76,26 @@ def _not_blank(value: str) -> str:
     return value
 
 
+# The OpenAPI form of "not blank": at least one character that is not white space (JSON Schema
+# patterns match anywhere in the string).
+NOT_BLANK_PATTERN = r"\S"
+
+
 def text(limit_key: str | None, *, blank: bool = False, limit: int | None = None, **kwargs):
-    """A string field: storable text, not blank unless `blank`, at most a configured length."""
-    validators = [_storable] + ([] if blank else [_not_blank])
+    """A storable string field, not blank unless `blank`, at most a configured length; the
+    OpenAPI document states both (`pattern`, `maxLength`)."""
+    metadata = kwargs.setdefault("metadata", {})
+    validators = [] if blank else [_not_blank]
+    if not blank:
+        metadata["pattern"] = NOT_BLANK_PATTERN
     if limit_key is not None:
         validators.append(ConfigLength(limit_key))
-        kwargs.setdefault("metadata", {})["description"] = f"At most {limit_key} characters."
+        metadata["maxLength"] = documented_limit(limit_key)
+        metadata["description"] = f"At most {limit_key} characters" + (
+            "." if blank else ", not blank.")
     if limit is not None:
         validators.append(validate.Length(max=limit))
-    return fields.String(validate=validators, **kwargs)
+    return Text(validate=validators, **kwargs)
 
 
 class Id(fields.Integer):

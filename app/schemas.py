@@ -7,14 +7,16 @@ legacy web app's GETs may carry cache-busters).
 
 Lyrics are required but may be empty: a song without lyrics is a real case, and the analyzer's
 no-lyrics rule answers it (75 "Instrumental" for an instrumental title, else 50 "No Lyrics
-Available"). Titles, artists and playlist names must have at least one non-space character.
+Available"). Titles, artists and playlist names must have at least one non-space character
+(the document's `pattern`). Text is stored as given, except NUL characters and lone surrogates,
+which no UTF-8 column holds: they become U+FFFD.
 """
 
 import marshmallow as ma
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import fields, validate
 
 from app.fields import (MAX_DESCRIPTION_LENGTH, MAX_PAGE, MAX_PER_PAGE, ConfigLength, Id,
-                        InlineBudget, force_field, text)
+                        InlineBudget, documented_limit, force_field, text)
 
 
 # -- input -------------------------------------------------------------------------------------
@@ -42,7 +44,8 @@ class BatchAnalyzeSchema(ma.Schema):
     songs = fields.List(fields.Nested(SongInputSchema), required=True,
                         validate=[ConfigLength("MAX_BATCH_SIZE", "songs"), InlineBudget()],
                         metadata={"description": "At most MAX_BATCH_SIZE songs and "
-                                                 "INLINE_MAX_CHARS characters of lyrics in all."})
+                                                 "INLINE_MAX_CHARS characters of lyrics in all.",
+                                  "maxItems": documented_limit("MAX_BATCH_SIZE")})
     force = force_field()
 
 
@@ -51,27 +54,24 @@ class SongCreateSchema(ma.Schema):
 
     title = text("MAX_TITLE_LENGTH", required=True)
     artist = text("MAX_ARTIST_LENGTH", required=True)
-    album = text("MAX_TITLE_LENGTH", allow_none=True, load_default=None)
+    album = text("MAX_TITLE_LENGTH", blank=True, allow_none=True, load_default=None)
     lyrics = text("MAX_LYRICS_LENGTH", blank=True, required=True)
 
 
 class PlaylistCreateSchema(ma.Schema):
-    """A playlist of new songs (`songs`) or of stored ones (`song_ids`): exactly one of them."""
+    """A playlist: stored songs (`song_ids`, in that order) then new ones (`songs`); either or
+    both may be given, and a playlist with neither is empty."""
 
     name = text("MAX_TITLE_LENGTH", required=True)
     description = text(None, blank=True, limit=MAX_DESCRIPTION_LENGTH, allow_none=True,
                        load_default=None)
     songs = fields.List(fields.Nested(SongCreateSchema),
-                        validate=ConfigLength("MAX_BATCH_SIZE", "songs"))
-    song_ids = fields.List(Id(), validate=ConfigLength("MAX_BATCH_SIZE", "songs"))
-
-    @validates_schema
-    def _songs_or_ids(self, data, **_kwargs):
-        given = [key for key in ("songs", "song_ids") if key in data]
-        if len(given) != 1:
-            message = ("Give songs or song_ids, not both." if given
-                       else "Give either songs or song_ids.")
-            raise ValidationError({key: [message] for key in ("songs", "song_ids")})
+                        validate=ConfigLength("MAX_BATCH_SIZE", "songs"),
+                        metadata={"maxItems": documented_limit("MAX_BATCH_SIZE")})
+    song_ids = fields.List(Id(), validate=ConfigLength("MAX_BATCH_SIZE", "songs"),
+                           metadata={"maxItems": documented_limit("MAX_BATCH_SIZE"),
+                                     "description": "Stored songs' ids; unknown ids are a 404 "
+                                                    "naming them."})
 
 
 class ForceSchema(ma.Schema):
@@ -335,3 +335,23 @@ class AnalyzerStateSchema(ma.Schema):
     message = fields.String()
     model_version = fields.String(allow_none=True)
     analyzer = fields.Dict(metadata={"description": "The legacy get_analyzer_info() shape"})
+
+
+class HealthSchema(ma.Schema):
+    """Liveness."""
+
+    status = fields.String(metadata={"description": "ok"})
+
+
+class ReadinessSchema(ma.Schema):
+    """Readiness: 200 when the analyzer and the database are ready, else 503 with `error`."""
+
+    status = fields.String(metadata={"description": "ready or not_ready"})
+    checks = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
+        "description": "database and analyzer: ok, or what is wrong; model_on_disk: refused "
+                       "when a newer checkpoint was refused and the loaded one keeps serving"})
+    backend = fields.String()
+    model_version = fields.String(allow_none=True)
+    runtime = fields.String(metadata={"description": "How the model runs (gptoss: int8, bf16...)"})
+    warning = fields.String(metadata={"description": "Ready, but something needs attention"})
+    error = fields.Dict(metadata={"description": "When not ready: {code, message, details}"})

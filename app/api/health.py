@@ -5,17 +5,21 @@ from flask_smorest import Blueprint
 from sqlalchemy import text
 
 from app.extensions import db
+from app.schemas import HealthSchema, ReadinessSchema
 
 blp = Blueprint("health", __name__, description="Liveness, readiness and Prometheus metrics")
 
 
 @blp.route("/healthz")
+@blp.response(200, HealthSchema)
 def healthz():
     """Liveness: the process answers."""
     return {"status": "ok"}
 
 
 @blp.route("/readyz")
+@blp.response(200, ReadinessSchema)
+@blp.alt_response(503, schema=ReadinessSchema, description="Not ready: `error` says why")
 def readyz():
     """Readiness: analyzer loaded and database reachable; names the model version and the runtime
     it runs on, and says so when a newer model on disk was refused while the loaded one keeps
@@ -62,6 +66,9 @@ def _analyzer_problem(store) -> str:
 
 
 @blp.route("/metrics")
+@blp.doc(responses={"200": {
+    "description": "Prometheus text exposition format",
+    "content": {"text/plain": {"schema": {"type": "string"}}}}})
 def metrics():
     """Prometheus metrics in the text exposition format."""
     body = current_app.extensions["selah.metrics"].render()

@@ -19,7 +19,7 @@ blp = Blueprint("playlists", __name__, description="Playlists and their backgrou
 @blp.arguments(PlaylistCreateSchema)
 @blp.response(201, PlaylistSchema)
 def create_playlist(args):
-    """Store a playlist of new songs (`songs`) or of stored ones (`song_ids`)."""
+    """Store a playlist of stored songs (`song_ids`) then new ones (`songs`)."""
     return catalog_service().create_playlist(**args)
 
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.models import Playlist, PlaylistSong, Song
 from app.services.analysis import lyrics_hash
-from app.services.errors import InvalidInput, get_or_404
+from app.services.errors import NotFound, get_or_404
 
 
 class CatalogService:
@@ -44,21 +44,20 @@ class CatalogService:
         songs: list[dict] | None = None,
         song_ids: list[int] | None = None,
     ) -> Playlist:
-        """Store a playlist of new songs (`songs`) or of stored ones (`song_ids`), in that order.
+        """Store a playlist of stored songs (`song_ids`) then new ones (`songs`), in that order.
 
-        Unknown song ids are refused (InvalidInput naming them) before anything is stored; an id
+        Unknown song ids are refused (NotFound naming them) before anything is stored; an id
         listed twice is kept once, at its first position.
         """
         playlist = Playlist(name=name, description=description)
-        if song_ids is not None:
-            members = list(dict.fromkeys(song_ids))
+        members = list(dict.fromkeys(song_ids or []))
+        if members:
             known = set(self.session.scalars(select(Song.id).where(Song.id.in_(members))))
             missing = [song_id for song_id in members if song_id not in known]
             if missing:
-                raise InvalidInput(f"unknown song ids: {missing}", {"song_ids": missing})
-            entries = [PlaylistSong(song_id=song_id) for song_id in members]
-        else:
-            entries = [PlaylistSong(song=_new_song(**song)) for song in songs or []]
+                raise NotFound(f"songs not found: {missing}", {"song_ids": missing})
+        entries = [PlaylistSong(song_id=song_id) for song_id in members]
+        entries += [PlaylistSong(song=_new_song(**song)) for song in songs or []]
         for position, entry in enumerate(entries):
             entry.position = position
             playlist.entries.append(entry)

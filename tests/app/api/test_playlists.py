@@ -44,22 +44,37 @@ def test_empty_playlist_is_allowed(client):
     assert response.get_json()["song_count"] == 0
 
 
+@pytest.mark.parametrize("body, songs", [({"name": "Mix"}, 0),
+                                         ({"name": "Mix", "songs": [], "song_ids": []}, 0)])
+def test_a_playlist_with_no_songs_is_empty(client, body, songs):
+    response = client.post("/api/playlists", json=body)
+    assert response.status_code == 201 and response.get_json()["song_count"] == songs
+
+
+def test_stored_and_new_songs_together_stored_first(client, create_song):
+    stored = create_song(title="Old")["id"]
+    new = {"title": "New", "artist": "A", "lyrics": "a new song of morning light"}
+    response = client.post("/api/playlists",
+                           json={"name": "Mix", "song_ids": [stored], "songs": [new]})
+    assert response.status_code == 201
+    assert [s["title"] for s in response.get_json()["songs"]] == ["Old", "New"]
+    assert response.get_json()["songs"][0]["id"] == stored
+
+
 def test_unknown_song_ids_are_named_and_nothing_is_stored(client, create_song, row_counts):
     known = create_song()["id"]
     before = row_counts()
     response = client.post("/api/playlists",
                            json={"name": "Mix", "song_ids": [known, 9001, 9002, 9001]})
-    assert response.status_code == 422
+    assert response.status_code == 404
     error = response.get_json()["error"]
-    assert error["code"] == "invalid_input"
+    assert error["code"] == "not_found"
     assert error["details"] == {"song_ids": [9001, 9002]}
     assert "9001" in error["message"] and "9002" in error["message"]
     assert row_counts() == before
 
 
 @pytest.mark.parametrize("body, fields", [
-    ({"name": "Mix"}, ["song_ids", "songs"]),
-    ({"name": "Mix", "songs": [], "song_ids": []}, ["song_ids", "songs"]),
     ({"songs": []}, ["name"]),
     ({"name": " ", "songs": []}, ["name"]),
     ({"name": "Mix", "songs": [{"title": "T"}]}, ["songs"]),
