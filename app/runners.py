@@ -10,6 +10,7 @@ import time
 from datetime import timedelta
 
 from flask import Flask
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app.extensions import db
 from app.models import utcnow
@@ -93,10 +94,15 @@ class ThreadRunner(NullRunner):
         poll = self.app.config["JOB_POLL_SECONDS"]
         sweep_every = max(self.app.config["JOB_LEASE_SECONDS"] / 4, poll)
         last_sweep = time.monotonic()
+        held = None  # a row this thread claimed but could not finish: the database went away
         while not self._stop.is_set():
             with self.app.app_context():
+                record_id = None
                 try:
                     service = job_service(self.app)
+                    if held is not None:  # the database is back: let any worker take it now
+                        service.release(held, worker)
+                        held = None
                     if sweeper and time.monotonic() - last_sweep >= sweep_every:
                         service.recover_stale()
                         last_sweep = time.monotonic()
@@ -107,6 +113,12 @@ class ThreadRunner(NullRunner):
                         continue
                 except AnalyzerUnavailable as exc:
                     log.debug("job worker waiting for the analyzer: %s", exc)
+                    self._stop.wait(poll * 5)
+                    continue
+                except (OperationalError, InterfaceError) as exc:
+                    held = record_id if record_id is not None else held
+                    log.warning("job worker %s: database unavailable, retrying: %s", worker,
+                                str(exc.orig or exc).strip().splitlines()[0])
                     self._stop.wait(poll * 5)
                     continue
                 except Exception:  # noqa: BLE001 - a worker thread must survive any one song
@@ -148,9 +160,18 @@ class RQRunner(NullRunner):
         self._stop.clear()
 
     def submit(self, job_id: int) -> None:
-        """Queue every runnable row of the job."""
+        """Queue every runnable row of the job. With Redis unreachable the job stays stored and
+        the sweeper queues its rows once Redis answers again (it looks every lease / 4)."""
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
         service = job_service(self.app)
-        self._enqueue(service, service.runnable_records(job_id))
+        try:
+            self._enqueue(service, service.runnable_records(job_id))
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            service.session.rollback()
+            log.warning("job %d stored but not queued (Redis unreachable: %s); the sweeper "
+                        "queues it when Redis is back", job_id, exc)
 
     def sweep(self, requeue_all: bool = False) -> int:
         """Recover stale rows and queue any runnable row not queued within a lease (with
@@ -177,8 +198,9 @@ class RQRunner(NullRunner):
             with self.app.app_context():
                 try:
                     self.sweep()
-                except Exception:  # noqa: BLE001 - keep sweeping through a Redis or DB blip
-                    log.exception("RQ sweep failed")
+                except Exception as exc:  # noqa: BLE001 - keep sweeping through a Redis or DB blip
+                    log.warning("RQ sweep failed, retrying: %s: %s", type(exc).__name__,
+                                str(exc).strip().splitlines()[0] if str(exc).strip() else "")
                 finally:
                     db.session.remove()
 

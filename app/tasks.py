@@ -1,11 +1,15 @@
 """RQ entry points: the task each queued song runs, and the worker class to run it with.
 
 Start workers with `rq worker --url $REDIS_URL --worker-class app.tasks.SelahWorker selah`.
-`SelahWorker` runs tasks in its own process (no fork per song), so the model loads once, and
-on start it recovers the rows of workers that died and re-queues what is waiting.
+`SelahWorker` runs tasks in its own process (no fork per song), so the model loads once; on start
+it recovers the rows of workers that died and re-queues what is waiting, and it outlives a Redis
+outage.
 """
 
+import itertools
 import logging
+import time
+import uuid
 
 from flask import Flask
 from rq.worker import SimpleWorker
@@ -50,10 +54,43 @@ def process_record(record_id: int) -> str:
 
 
 class SelahWorker(SimpleWorker):
-    """An RQ worker that builds the app once and sweeps stale work before it starts."""
+    """An RQ worker that builds the app once, sweeps stale work before it starts, and outlives a
+    Redis outage.
+
+    RQ's own loop retries a failed dequeue but quits on a Redis error anywhere else (writing a
+    finished job's status, a heartbeat). This worker then waits for Redis to answer again and
+    starts over under a new name: the song it was on is already stored in the database (or its
+    claim lapses and it is re-queued), and the sweep on each start re-queues what the outage lost.
+    It stops only when asked to (SIGTERM, SIGINT) or when a burst or job limit is reached.
+    """
+
+    REDIS_RETRY_SECONDS = (1, 2, 4, 8, 15)  # then every 15 s
 
     def work(self, *args, **kwargs):
-        """Recover dead workers' rows, re-queue waiting ones, then work as usual."""
+        """Sweep, then work as usual; after a Redis outage, wait for Redis and work again."""
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        while True:
+            self._sweep()
+            try:
+                worked = super().work(*args, **kwargs)
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            else:
+                if (self._stop_requested or kwargs.get("burst") or kwargs.get("max_jobs")
+                        or kwargs.get("max_idle_time") or self._redis_answers()):
+                    return worked
+                reason = "its work loop ended on a Redis error"
+            if self._stop_requested:
+                return False
+            log.warning("worker %s: Redis lost (%s); working again once it answers", self.name,
+                        reason)
+            self._stop_pubsub()
+            self._wait_for_redis()
+            self.name = uuid.uuid4().hex  # the old name's registration may outlive the outage
+
+    def _sweep(self) -> None:
         from app.runners import RQRunner
 
         app = get_app()
@@ -66,4 +103,22 @@ class SelahWorker(SimpleWorker):
                 log.info("worker start: %d songs queued again", requeued)
             finally:
                 db.session.remove()
-        return super().work(*args, **kwargs)
+
+    def _redis_answers(self) -> bool:
+        try:
+            return bool(self.connection.ping())
+        except Exception:  # noqa: BLE001 - any failure to answer is "not yet"
+            return False
+
+    def _wait_for_redis(self) -> None:
+        for attempt in itertools.count():
+            if self._redis_answers():
+                return
+            time.sleep(self.REDIS_RETRY_SECONDS[min(attempt, len(self.REDIS_RETRY_SECONDS) - 1)])
+
+    def _stop_pubsub(self) -> None:
+        thread = getattr(self, "pubsub_thread", None)
+        if thread is not None:
+            thread.stop()
+            thread.join(timeout=1)
+            self.pubsub_thread = None

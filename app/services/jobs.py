@@ -152,6 +152,21 @@ class JobService:
             self.finish_if_done(job.id)
         return source
 
+    def release(self, record_id: int, worker: str) -> bool:
+        """Give back a row `worker` claimed and could not finish for a reason not the song's
+        (the database went away): pending again at once, the claim not counted as an attempt.
+        False when the row is no longer this worker's."""
+        released = self.session.execute(
+            update(AnalysisRecord)
+            .where(AnalysisRecord.id == record_id, AnalysisRecord.claimed_by == worker,
+                   AnalysisRecord.status == "in_progress")
+            .values(status="pending", claimed_by=None, lease_expires_at=None,
+                    attempts=AnalysisRecord.attempts - 1, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        self.session.commit()
+        return released == 1
+
     def recover_stale(self) -> int:
         """Put rows of dead local workers and of lapsed leases back to pending; how many."""
         now = utcnow()

@@ -4,6 +4,7 @@ MODE `thread` runs the service's embedded worker threads; MODE `rq` runs `SelahW
 queue. Both use the fake analyzer (FAKE_DELAY seconds a song) and run until killed.
 """
 
+import os
 import sys
 import time
 
@@ -15,6 +16,9 @@ def main(argv: list[str]) -> None:
     """Build the app for `argv` and work until killed."""
     mode, database_url = argv[0], argv[1]
     settings = {"DATABASE_URL": database_url, "JOB_RUNNER": mode, "JOB_WORKER_THREADS": 2}
+    for name in ("JOB_LEASE_SECONDS", "JOB_POLL_SECONDS"):  # fault tests shorten them
+        if os.environ.get(name):
+            settings[name] = float(os.environ[name])
     if mode == "rq":
         settings.update(REDIS_URL=argv[2], RQ_QUEUE=argv[3])
     app = create_app(type("WorkerConfig", (TestConfig,), settings))

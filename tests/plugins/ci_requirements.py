@@ -1,9 +1,10 @@
 """Turn skips of service- and data-marked tests into failures where CI says they must run.
 
 Tests marked `postgres` or `redis` skip when their server's URL is not set, `llama` tests when
-llama-cpp-python or the SmolLM2 GGUF is not installed, and `data` tests skip
+llama-cpp-python or the SmolLM2 GGUF is not installed, `mount` tests when a tmpfs cannot be
+mounted, and `data` tests skip
 when `../shared/data` is missing: right on a laptop, wrong in CI, where a skip would hide a
-broken setup behind a green run. `.ci/run` sets SELAH_REQUIRE_SERVICES=1 (all four markers) and
+broken setup behind a green run. `.ci/run` sets SELAH_REQUIRE_SERVICES=1 (all five markers) and
 SELAH_DATA_REQUIRED=1 (`data`). Registered with `-p tests.plugins.ci_requirements` in pyproject.
 """
 
@@ -17,6 +18,7 @@ REQUIRED_BY = {
     "redis": ("SELAH_REQUIRE_SERVICES",),
     "data": ("SELAH_REQUIRE_SERVICES", "SELAH_DATA_REQUIRED"),
     "llama": ("SELAH_REQUIRE_SERVICES",),
+    "mount": ("SELAH_REQUIRE_SERVICES",),
 }
 
 

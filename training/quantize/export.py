@@ -182,6 +182,8 @@ def export(config: ExportConfig) -> dict:
     from selah.student import load_student
     from training.data.readers import DataError, read_examples
     from training.quantize.calibrate import calibrate, quantize_student
+    from safetensors import SafetensorError
+
     from training.quantize.run import save_int8_state, state_bytes
 
     student = Path(config.student)
@@ -274,6 +276,13 @@ def export(config: ExportConfig) -> dict:
         manifest["card"] = CARD
         write_manifest(tmp, manifest)
         replace_folder(tmp, out)
+    except (OSError, SafetensorError) as exc:  # a full disk, a read-only folder (safetensors
+        # reports its own write errors as SafetensorError): the served checkpoint is untouched
+        where = getattr(exc, "filename", None) or tmp
+        raise ExportError(
+            f"could not write the checkpoint: {getattr(exc, 'strerror', None) or exc} ({where}). "
+            f"Nothing was replaced: {out} is as it was, and the partial copy was removed"
+        ) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return json.loads((out / "manifest.json").read_text())

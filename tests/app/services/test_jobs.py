@@ -154,3 +154,18 @@ def test_recovery_finishes_a_job_whose_worker_died_after_its_last_song(jobs, add
     jobs.recover_stale()
     jobs.session.refresh(job)
     assert job.status == "completed" and job.finished_at is not None
+
+
+def test_release_gives_a_claim_back_without_spending_an_attempt(jobs, add_playlist):
+    playlist_id, _ = add_playlist(1)
+    job = jobs.create_playlist_job(playlist_id)
+    record_id = jobs.claim_next("w1")
+    assert jobs.release(record_id, "w2") is False  # not w2's to give back
+    assert jobs.release(record_id, "w1") is True
+    record = jobs.session.get(AnalysisRecord, record_id)
+    jobs.session.refresh(record)
+    assert (record.status, record.claimed_by, record.attempts) == ("pending", None, 0)
+    assert jobs.release(record_id, "w1") is False  # pending already
+    assert jobs.claim_next("w2") == record_id  # at once, not after a lease
+    jobs.run_record(record_id, "w2")
+    assert jobs.get_job(job.id).status == "completed"
