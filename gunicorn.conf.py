@@ -20,6 +20,11 @@ threads = env_int("GUNICORN_THREADS", 4, minimum=1)
 # Long enough for a cold model load or a slow batch request; a stuck worker is still replaced.
 timeout = 120
 graceful_timeout = 30
+# Seconds an idle keep-alive connection stays open. Longer than a client's usual pause between
+# calls: a client that sends on a connection just as the server closes it sees a dropped request
+# (the load test's users pause 0.5-2 s; at gunicorn's default of 2 s one request in 5,000 was lost
+# that way).
+keepalive = 5
 # No control socket (gunicorn 25.1+): its default path is one per user, which a second server on
 # the machine (a test run beside `make serve`) would take over.
 control_socket_disable = True

@@ -71,23 +71,27 @@ class SelahWorker(SimpleWorker):
         from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.exceptions import TimeoutError as RedisTimeoutError
 
+        limited = any(kwargs.get(key) for key in ("burst", "max_jobs", "max_idle_time"))
+        restarts = 0
         while True:
             self._sweep()
+            started = time.monotonic()
             try:
                 worked = super().work(*args, **kwargs)
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             else:
-                if (self._stop_requested or kwargs.get("burst") or kwargs.get("max_jobs")
-                        or kwargs.get("max_idle_time") or self._redis_answers()):
+                # RQ's loop ends by itself only on a limit or an error (which it has logged).
+                if self._stop_requested or limited:
                     return worked
-                reason = "its work loop ended on a Redis error"
+                reason = "its work loop stopped on an error"
             if self._stop_requested:
                 return False
-            log.warning("worker %s: Redis lost (%s); working again once it answers", self.name,
-                        reason)
+            log.warning("worker %s: %s; working again once Redis answers", self.name, reason)
             self._stop_pubsub()
             self._wait_for_redis()
+            restarts = 0 if time.monotonic() - started > 60 else restarts + 1
+            time.sleep(self.REDIS_RETRY_SECONDS[min(restarts, len(self.REDIS_RETRY_SECONDS) - 1)])
             self.name = uuid.uuid4().hex  # the old name's registration may outlive the outage
 
     def _sweep(self) -> None:
@@ -101,6 +105,9 @@ class SelahWorker(SimpleWorker):
                 # still looks freshly queued. Duplicates are harmless (claims are atomic).
                 requeued = RQRunner(app).sweep(requeue_all=True)
                 log.info("worker start: %d songs queued again", requeued)
+            except Exception as exc:  # noqa: BLE001 - the service's sweeper queues them later
+                log.warning("worker start: could not re-queue waiting songs (%s: %s)",
+                            type(exc).__name__, exc)
             finally:
                 db.session.remove()
 

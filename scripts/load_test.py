@@ -20,6 +20,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -233,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         stop_stack(processes, env, args)
     log_text = (work / "server.log").read_text(errors="replace")
     (args.out / "server.log").write_text(log_text)
+    shutil.rmtree(work, ignore_errors=True)
     counts = json.loads(counts_file.read_text()) if counts_file.exists() else {}
     songs = sum(counts.get(k, 0) for k in ("single_model", "single_cached", "batch", "job"))
     summary = {

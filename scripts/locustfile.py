@@ -34,6 +34,13 @@ def _count(kind: str, n: int = 1) -> None:
         COUNTS[kind] += n
 
 
+def _why(response) -> str:
+    """What went wrong: the status and body, or the client's exception (status 0)."""
+    if response.status_code == 0:
+        return f"no response: {type(response.error).__name__}: {response.error}"
+    return f"{response.status_code}: {response.text[:200]}"
+
+
 def _song(new: bool) -> dict:
     song = random.choice(SONGS)
     lyrics = song["lyrics"]
@@ -56,7 +63,7 @@ class Listener(HttpUser):
                 _count("single_model" if new else "single_cached")
                 response.success()
             else:
-                response.failure(f"{response.status_code}: {response.text[:200]}")
+                response.failure(_why(response))
 
     @task(2)
     def analyze_batch(self):
@@ -67,7 +74,7 @@ class Listener(HttpUser):
                 _count("batch", len(songs))
                 response.success()
             else:
-                response.failure(f"{response.status_code}: {response.text[:200]}")
+                response.failure(_why(response))
 
     @task(1)
     def playlist_job(self):
@@ -90,7 +97,7 @@ class Listener(HttpUser):
             with self.client.get(f"/api/jobs/{job_id}", name="GET /api/jobs/<id>",
                                  catch_response=True) as polled:
                 if polled.status_code != 200:
-                    polled.failure(f"{polled.status_code}: {polled.text[:200]}")
+                    polled.failure(_why(polled))
                     continue
                 job = polled.json()
                 polled.success()
