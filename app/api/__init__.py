@@ -6,6 +6,8 @@ bodies) and take ids through the `<id:...>` converter, so that an impossible id 
 big for the database) is a JSON 404 naming it rather than an HTML 404 or a database overflow.
 """
 
+import json
+
 import flask_smorest
 from flask import Flask, current_app
 from webargs import core
@@ -35,7 +37,14 @@ class JsonOnlyParser(FlaskParser):
                     f"not {req.mimetype or 'unspecified'}"
                 )
             return core.missing
-        return super()._raw_load_json(req)
+        try:
+            return super()._raw_load_json(req)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise
+        except ValueError as exc:
+            # json.loads' own limits, such as an integer of more than 4,300 digits: as unreadable
+            # as bad JSON, so the same 400 (webargs reports only JSONDecodeError that way).
+            raise json.JSONDecodeError(str(exc), doc="<request body>", pos=0) from exc
 
 
 class Blueprint(flask_smorest.Blueprint):
