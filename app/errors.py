@@ -136,7 +136,10 @@ def register_error_handlers(app) -> None:
         # The database is down, restarting or refusing connections: the caller should retry, and
         # one log line is enough (the next request gets a fresh connection: pool_pre_ping).
         log.warning("database unavailable: %s", str(exc.orig or exc).strip().splitlines()[0])
-        db.session.rollback()
+        try:
+            db.session.rollback()
+        except Exception:  # noqa: BLE001 - a dead connection may refuse even that
+            pass
         return error_response(503, "database_unavailable",
                               "the database is unavailable; retry shortly",
                               headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
