@@ -81,11 +81,12 @@ class SelahWorker(SimpleWorker):
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             else:
-                # RQ's loop ends by itself only on a limit or an error (which it has logged).
-                if self._stop_requested or limited:
+                # RQ's loop ends by itself only on a stop signal, a limit or an error (which it
+                # has logged).
+                if self._stopping() or limited:
                     return worked
                 reason = "its work loop stopped on an error"
-            if self._stop_requested:
+            if self._stopping():
                 return False
             log.warning("worker %s: %s; working again once Redis answers", self.name, reason)
             self._stop_pubsub()
@@ -93,6 +94,15 @@ class SelahWorker(SimpleWorker):
             restarts = 0 if time.monotonic() - started > 60 else restarts + 1
             time.sleep(self.REDIS_RETRY_SECONDS[min(restarts, len(self.REDIS_RETRY_SECONDS) - 1)])
             self.name = uuid.uuid4().hex  # the old name's registration may outlive the outage
+
+    def request_stop(self, signum, frame):
+        """SIGTERM or SIGINT: remembered here, because RQ records a stop asked for while idle
+        nowhere (it raises StopRequested, and its loop simply ends as it would on an error)."""
+        self._stop_signalled = True
+        super().request_stop(signum, frame)
+
+    def _stopping(self) -> bool:
+        return getattr(self, "_stop_signalled", False) or self._stop_requested
 
     def _sweep(self) -> None:
         from app.runners import RQRunner

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.checkpoints import SONGS as FIXTURE_SONGS
-from tests.checkpoints import corrupt
+from tests.checkpoints import corrupt, write_tiny_student
 from tests.integration.servers import PrivatePostgres, PrivateRedis, postgres_bin
 from tests.integration.support import (assert_each_song_completed_once, counts, finished,
                                        playlist_job, start_worker, wait)
@@ -56,12 +56,18 @@ def private_redis(tmp_path):
 
 
 def _stop(process) -> None:
+    """SIGTERM, as a supervisor stops a worker; SIGKILL if it is still there after 10 s."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGUSR1)  # worker_main prints its threads' stacks
+            time.sleep(1)
             process.kill()
+            process.wait(10)
+            raise AssertionError(f"the worker ignored SIGTERM for 10 s: "
+                                 f"{process.log.read_text()[-6000:]}") from None
 
 
 @pytest.mark.postgres
@@ -141,9 +147,9 @@ def test_worker_killed_at_random_points_of_a_200_song_job(make_app, tmp_path, re
             wait(app, job_id, lambda c, point=point: c["completed"] >= point, 120, worker)
             time.sleep(rng.uniform(0, 0.1))  # mid-song, not just after a commit
             worker.send_signal(signal.SIGKILL)
-            worker.wait(10)
         finally:
             worker.kill()
+            worker.wait(10)
         killed_at.append(counts(app, job_id)["completed"])
     assert killed_at[-1] < songs, f"the job finished before the last kill: {killed_at}"
     last = start_worker(["thread", url], delay=0.02, log=tmp_path / "last.log")
@@ -199,8 +205,9 @@ def test_disk_full_while_exporting_keeps_the_served_checkpoint(
         assert analysed.status_code == 200
         assert analysed.get_json()["configuration_snapshot"]["model_version"] == version
 
-        (disk / "filler").unlink()  # room again: the export lands and the service picks it up
-        assert export(["--student", str(tiny_student), "--data", str(FIXTURE_SONGS),
+        (disk / "filler").unlink()  # room again: a new model's export lands and is served
+        other = write_tiny_student(tmp_path / "other-student", seed=1)
+        assert export(["--student", str(other), "--data", str(FIXTURE_SONGS),
                        "--out", str(served)]) == 0
         assert (served / "manifest.json").read_bytes() != before
         assert client.post("/api/admin/model/reload",

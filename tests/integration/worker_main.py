@@ -4,7 +4,9 @@ MODE `thread` runs the service's embedded worker threads; MODE `rq` runs `SelahW
 queue. Both use the fake analyzer (FAKE_DELAY seconds a song) and run until killed.
 """
 
+import faulthandler
 import os
+import signal
 import sys
 import time
 
@@ -13,7 +15,8 @@ from tests.conftest import TestConfig
 
 
 def main(argv: list[str]) -> None:
-    """Build the app for `argv` and work until killed."""
+    """Build the app for `argv` and work until killed. SIGUSR1 prints every thread's stack."""
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     mode, database_url = argv[0], argv[1]
     settings = {"DATABASE_URL": database_url, "JOB_RUNNER": mode, "JOB_WORKER_THREADS": 2}
     for name in ("JOB_LEASE_SECONDS", "JOB_POLL_SECONDS"):  # fault tests shorten them
