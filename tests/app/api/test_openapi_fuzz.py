@@ -7,6 +7,8 @@ The app is built when the module is collected (schemathesis reads the document t
 file of its own, with the fake analyzer and no job runner.
 """
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from tests.app.api.support import LYRICS
 from tests.conftest import TestConfig
 
 _folder = Path(tempfile.mkdtemp(prefix="selah-fuzz-"))
+atexit.register(shutil.rmtree, _folder, True)  # built at collection, so removed at exit
 APP = create_app(type("FuzzConfig", (TestConfig,), {
     "DATABASE_URL": f"sqlite:///{_folder / 'fuzz.db'}", "JOB_RUNNER": "none"}))
 schema = schemathesis.openapi.from_wsgi("/api/openapi.json", APP)
