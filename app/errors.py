@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.extensions import db
-from app.services.errors import ServiceError
+from app.services.errors import ServiceError, summary
 from selah.analyzers.base import AnalyzerRateLimited, AnalyzerUnavailable
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ def register_error_handlers(app) -> None:
     def _database_unavailable(exc: DBAPIError):
         # The database is down, restarting or refusing connections: the caller should retry, and
         # one log line is enough (the next request gets a fresh connection: pool_pre_ping).
-        log.warning("database unavailable: %s", str(exc.orig or exc).strip().splitlines()[0])
+        log.warning("database unavailable: %s", summary(exc))
         try:
             db.session.rollback()
         except Exception:  # noqa: BLE001 - a dead connection may refuse even that

@@ -14,6 +14,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app.extensions import db
 from app.models import utcnow
+from app.services.errors import summary
 from app.services.jobs import JobService, worker_id
 from selah.analyzers.base import AnalyzerUnavailable
 
@@ -118,7 +119,7 @@ class ThreadRunner(NullRunner):
                 except (OperationalError, InterfaceError) as exc:
                     held = record_id if record_id is not None else held
                     log.warning("job worker %s: database unavailable, retrying: %s", worker,
-                                str(exc.orig or exc).strip().splitlines()[0])
+                                summary(exc))
                     self._stop.wait(poll * 5)
                     continue
                 except Exception:  # noqa: BLE001 - a worker thread must survive any one song
@@ -199,8 +200,7 @@ class RQRunner(NullRunner):
                 try:
                     self.sweep()
                 except Exception as exc:  # noqa: BLE001 - keep sweeping through a Redis or DB blip
-                    log.warning("RQ sweep failed, retrying: %s: %s", type(exc).__name__,
-                                str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+                    log.warning("RQ sweep failed, retrying: %s", summary(exc))
                 finally:
                     db.session.remove()
 

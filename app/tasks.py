@@ -92,7 +92,7 @@ class SelahWorker(SimpleWorker):
             self._stop_pubsub()
             self._wait_for_redis()
             restarts = 0 if time.monotonic() - started > 60 else restarts + 1
-            time.sleep(self.REDIS_RETRY_SECONDS[min(restarts, len(self.REDIS_RETRY_SECONDS) - 1)])
+            self._pause(restarts)
             self.name = uuid.uuid4().hex  # the old name's registration may outlive the outage
 
     def request_stop(self, signum, frame):
@@ -131,7 +131,11 @@ class SelahWorker(SimpleWorker):
         for attempt in itertools.count():
             if self._redis_answers():
                 return
-            time.sleep(self.REDIS_RETRY_SECONDS[min(attempt, len(self.REDIS_RETRY_SECONDS) - 1)])
+            self._pause(attempt)
+
+    def _pause(self, attempt: int) -> None:
+        """Sleep the `attempt`-th backoff of REDIS_RETRY_SECONDS (its last, from then on)."""
+        time.sleep(self.REDIS_RETRY_SECONDS[min(attempt, len(self.REDIS_RETRY_SECONDS) - 1)])
 
     def _stop_pubsub(self) -> None:
         thread = getattr(self, "pubsub_thread", None)

@@ -44,6 +44,14 @@ class Unavailable(ServiceError):
     code = "unavailable"
 
 
+def summary(exc: BaseException) -> str:
+    """One line for a log: the exception's type and the first line of its message (a driver's
+    error, `exc.orig`, when SQLAlchemy wraps one)."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0]}" if lines else type(cause).__name__
+
+
 def get_or_404(session: Session, model: type[Row], ident: int, what: str, **options) -> Row:
     """The `model` row with primary key `ident`, or NotFound: "`what` `ident` not found", with
     `{"<what>_id": ident}` as details. `options` go to `session.get` (e.g. eager loads)."""

@@ -184,3 +184,13 @@ def test_unsupported_media_type_on_a_legacy_route(client):
                            content_type="application/x-www-form-urlencoded")
     assert response.status_code == 415
     assert_error_shape(response.get_json(), "unsupported_media_type", legacy=True)
+
+
+def test_a_database_error_with_an_empty_message_is_still_a_503(raising_app, caplog):
+    ERRORS["database_blank"] = lambda: OperationalError("SELECT 1", {}, Exception(""))
+    try:
+        response = raising_app.test_client().get("/test/raise/database_blank")
+    finally:
+        del ERRORS["database_blank"]
+    assert response.status_code == 503
+    assert "database unavailable: Exception" in caplog.text

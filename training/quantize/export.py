@@ -177,13 +177,13 @@ def _verse_ids(reference: str) -> set[int]:
 
 def export(config: ExportConfig) -> dict:
     """Run the export; returns the manifest written. Raises ExportError when refused."""
+    from safetensors import SafetensorError
+
     from selah.checkpoint import CARD, WEIGHTS, write_manifest
     from selah.inference import featurize, predict_songs
     from selah.student import load_student
     from training.data.readers import DataError, read_examples
     from training.quantize.calibrate import calibrate, quantize_student
-    from safetensors import SafetensorError
-
     from training.quantize.run import save_int8_state, state_bytes
 
     student = Path(config.student)
