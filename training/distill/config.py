@@ -12,7 +12,8 @@ from training.distill.adapters import ADAPTERS
 SELECT = {"verdict_macro_f1": 1, "verdict_accuracy": 1, "score_mae": -1, "last": 0}
 # Settings that do not change what a run computes; a resumed run may differ in these.
 RUNTIME_SETTINGS = {"progress", "num_threads", "save_every", "stop_after_steps", "resume",
-                    "feature_cache", "signals_cache", "eval_batch_size", "out"}
+                    "feature_cache", "signals_cache", "eval_batch_size", "out",
+                    "save_checkpoints"}
 
 
 class DistillError(RuntimeError):
@@ -20,17 +21,22 @@ class DistillError(RuntimeError):
 
 
 def parse_split(text: str) -> tuple:
-    """`("fold", K, N)`, `("holdout",)` or `("all",)`; ConfigError otherwise."""
+    """`("fold", (K, ...), N)`, `("holdout",)` or `("all",)`; ConfigError otherwise.
+
+    `fold:K/N` validates on fold K of N; `fold:J+K/N` on folds J and K together (training on the
+    rest: a teacher that must not see two folds)."""
     if text in ("holdout", "all"):
         return (text,)
     if text.startswith("fold:"):
         try:
-            k, n = (int(part) for part in text[5:].split("/"))
+            ks, n = text[5:].split("/")
+            folds, n = tuple(sorted({int(k) for k in ks.split("+")})), int(n)
         except ValueError:
-            k = n = -1
-        if n >= 2 and 0 <= k < n:
-            return ("fold", k, n)
-    raise ConfigError(f"split must be fold:K/N (0 <= K < N, N >= 2), holdout or all; got {text!r}")
+            folds, n = (), -1
+        if n >= 2 and folds and all(0 <= k < n for k in folds) and len(folds) < n:
+            return ("fold", folds, n)
+    raise ConfigError(f"split must be fold:K/N or fold:J+K/N (0 <= K < N, N >= 2), holdout or "
+                      f"all; got {text!r}")
 
 
 @dataclass
@@ -81,6 +87,10 @@ class DistillConfig:
     val_fraction: float = option(0.1, "split all: share of (trained-on) songs evaluated",
                                  minimum=0.01, maximum=1.0)
     teacher_labels: str | None = option(None, "teacher-labels JSONL (default: gold as one-hot)")
+    views: int = option(0, "augmented views per training song (random runs of its lines; the "
+                        "teacher file's label of a view, else its song's gold label)",
+                        minimum=0, maximum=64)
+    view_seed: int = option(0, "seed of the views", minimum=0)
     signals_cache: str | None = option(None, "sentiment/emotion/safety cache (OUT/signals.jsonl)")
     select_metric: str = option("verdict_macro_f1", "how OUT/best is chosen (last: final epoch)",
                                 choices=tuple(SELECT))
@@ -89,6 +99,8 @@ class DistillConfig:
     stop_after_steps: int | None = option(None, "stop after N optimizer steps, OUT/last saved "
                                           "(run again to resume)", minimum=1)
     resume: bool = option(True, "continue from OUT/last when it exists")
+    save_checkpoints: bool = option(True, "write OUT/best and OUT/last (off: a teacher fit whose "
+                                    "logits are all that is kept)")
     eval_batch_size: int = option(16, "songs per evaluation batch", minimum=1, maximum=4096)
     num_threads: int = option(0, "CPU threads (0: all cores)", minimum=0, maximum=1024)
     device: str = option("auto", "auto, cpu, cuda or mps", choices=("auto", "cpu", "cuda", "mps"))
@@ -129,9 +141,14 @@ def split_examples(examples: list, config: DistillConfig) -> tuple[list, list, s
     """(training songs, validation songs, a sentence saying what the validation songs are)."""
     kind = parse_split(config.split)
     if kind[0] == "fold":
-        train, val = kfold(examples, kind[2], config.holdout, config.split_seed)[kind[1]]
-        return train, val, (f"fold {kind[1]} of {kind[2]}-fold CV over the non-holdout songs "
-                            f"(holdout {config.holdout}, split seed {config.split_seed})")
+        folds = kfold(examples, kind[2], config.holdout, config.split_seed)
+        val_ids = {e.song_id for k in kind[1] for e in folds[k][1]}
+        train = [e for e in folds[kind[1][0]][0] if e.song_id not in val_ids]
+        val = [e for e in examples if e.song_id in val_ids]
+        named = " and ".join(str(k) for k in kind[1])
+        return train, val, (f"fold{'s' if len(kind[1]) > 1 else ''} {named} of {kind[2]}-fold CV "
+                            f"over the non-holdout songs (holdout {config.holdout}, split seed "
+                            f"{config.split_seed})")
     if kind[0] == "holdout":
         train, val = holdout_split(examples, config.holdout, config.split_seed)
         return train, val, (f"train on the non-holdout songs, validate on the {config.holdout} "

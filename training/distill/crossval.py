@@ -24,7 +24,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from selah.deps import require
+from selah.schema import VERDICTS
 from training.config import ConfigError, check_config, option, parse_config, save_config
 from training.data.readers import kfold, read_examples
 from training.distill.config import DistillConfig
@@ -109,7 +112,8 @@ def logistic_baseline(recipe: DistillConfig, examples: list, folds: list[tuple[l
 
     from selah.schema import score_band
     from selah.student import Featurizer, build_student
-    from training.distill.features import apply_freeze, frozen_features, resolve_backbone, song_key
+    from training.distill.backbones import resolve_backbone
+    from training.distill.features import apply_freeze, frozen_features, song_key
 
     model, tokenizer = build_student(resolve_backbone(recipe.backbone), recipe.pooling)
     plan = apply_freeze(model, 0)
@@ -138,6 +142,45 @@ def logistic_baseline(recipe: DistillConfig, examples: list, folds: list[tuple[l
     return results
 
 
+def fold_figures(distiller: Distiller, teacher: str | None) -> dict:
+    """The last epoch's student on its validation songs: every figure of `metrics`, and, with a
+    teacher file that labels those songs, the teacher's own figures and the two agreements."""
+    from selah.inference import decode_logits
+    from selah.student import HEAD_SPECS
+    from training.distill.targets import read_teacher_labels
+    from training.teacher import ensemble
+
+    val = distiller.val_examples
+    student = decode_logits(distiller.logits(val), HEAD_SPECS)
+    figures = {"student": {**metrics.evaluate_predictions(val, student),
+                           **metrics.evaluate_fields(val, student)}}
+    if not teacher:
+        return figures
+    records = read_teacher_labels(teacher).records
+    covered = [i for i, e in enumerate(val) if e.song_id in records]
+    if not covered:
+        return figures
+    probs = {name: torch.tensor([[records[val[i].song_id][name][label]
+                                  for label in ensemble.SPECS[name].labels] for i in covered])
+             for name in ensemble.LABELLED}
+    probs["score"] = torch.tensor([[records[val[i].song_id].get("score", 50.0)]
+                                   for i in covered])
+    songs, mine = [val[i] for i in covered], [student[i] for i in covered]
+    own = ensemble.probabilities(distiller.logits(songs))
+    probs.update({name: own[name] for name in own if name not in probs})  # not in the file
+    taught = decode_logits(ensemble.as_logits(probs), HEAD_SPECS)
+    figures["teacher"] = {**metrics.evaluate_predictions(songs, taught),
+                          **metrics.evaluate_fields(songs, taught)}
+    figures["agreement"] = {
+        "n": len(covered),
+        "verdict": metrics.accuracy([p["verdict"] for p in taught], [p["verdict"] for p in mine]),
+        "plan": metrics.agreement([p["verdict"] for p in taught], [p["verdict"] for p in mine],
+                                  [p["score"] for p in taught], [p["score"] for p in mine]),
+        "kappa": metrics.cohen_kappa([p["verdict"] for p in taught],
+                                     [p["verdict"] for p in mine])}
+    return figures
+
+
 def _row(name: str, values: dict, extra: str = "") -> str:
     cells = " | ".join(f"{values[m]:.3f}" if m != "score_mae" else f"{values[m]:.2f}"
                        for m in METRICS)
@@ -149,6 +192,45 @@ def _mean_row(name: str, summary: dict, extra: str = "") -> str:
     cells = " | ".join(f"{summary[m]['mean']:.{digits[m]}f} ± {summary[m]['std']:.{digits[m]}f}"
                        for m in METRICS)
     return f"| **{name}** | {cells} | {extra} |"
+
+
+FIGURES = ("verdict_accuracy", "verdict_macro_f1", "score_mae", "score_pearson",
+           "themes_micro_f1", "concerns_micro_f1", "ece")
+
+
+def mean_figures(rows: list[dict]) -> dict:
+    """The mean over folds of every figure of `fold_figures` (recall per class included)."""
+    def mean(values):
+        values = [v for v in values if v is not None]
+        return statistics.fmean(values) if values else None
+
+    student = {f: mean([r["student"][f] for r in rows]) for f in FIGURES}
+    student["recall"] = {v: mean([r["student"]["recall"].get(v) for r in rows])
+                         for v in VERDICTS}
+    result = {"student": student}
+    if all("agreement" in r for r in rows) and rows:
+        result["teacher"] = {f: mean([r["teacher"][f] for r in rows]) for f in FIGURES}
+        result["agreement"] = {k: mean([r["agreement"][k] for r in rows])
+                               for k in ("verdict", "plan", "kappa")}
+    return result
+
+
+def figures_row(name: str, figures: dict) -> str:
+    """One row of the every-figure table."""
+    student = figures["student"]
+
+    def cell(value, digits=3):
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    recall = " / ".join(cell(student["recall"].get(v), 2) for v in VERDICTS)
+    cells = [cell(student[f], 2 if f == "score_mae" else 3) for f in FIGURES] + [recall]
+    if "agreement" in figures:
+        agree = figures["agreement"]
+        cells += [cell(figures["teacher"]["verdict_accuracy"]),
+                  f"{cell(agree['verdict'])} / {cell(agree['plan'])} / {cell(agree['kappa'])}"]
+    else:
+        cells += ["-", "-"]
+    return f"| {name} | " + " | ".join(cells) + " |"
 
 
 def markdown(report: dict) -> str:
@@ -172,6 +254,15 @@ def markdown(report: dict) -> str:
         for k, fold in zip(report["folds_run"], report["baseline"]["per_fold"]):
             lines.append(_row(f"baseline fold {k}", fold, "frozen mean embedding + LR"))
         lines.append(_mean_row("baseline mean ± std", report["baseline"]["mean"]))
+    lines += ["", "Last epoch, every figure (teacher and agreement: where the recipe's teacher "
+              "file labels the validation songs):", "",
+              "| fold | accuracy | macro-F1 | MAE | Pearson | theme F1 | concern F1 | ECE | "
+              "recall free / context / caution / avoid | teacher accuracy | agreement verdict "
+              "/ plan / kappa |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+              "| --- |"]
+    for fold in report["per_fold"]:
+        lines.append(figures_row(f"fold {fold['fold']}", fold["figures"]))
+    lines.append(figures_row("**mean**", report["mean_figures"]))
     lines.append("")
     lines.append(f"Wall time: {report['wall_seconds']:.0f} s.")
     return "\n".join(lines) + "\n"
@@ -190,11 +281,15 @@ def run_crossval(config: CrossvalConfig, recipe: DistillConfig,
     save_config(recipe, out / "recipe.yaml", argv, PROG)
     per_fold = []
     for k in config.fold_indices():
+        teacher = (recipe.teacher_labels or "").replace("{fold}", str(k)) or None
         fold_config = dataclasses.replace(recipe, split=f"fold:{k}/{config.folds}",
-                                          out=str(out / f"fold{k}"), signals_cache=signals)
+                                          out=str(out / f"fold{k}"), signals_cache=signals,
+                                          teacher_labels=teacher)
         fold_started = time.perf_counter()
-        summary = Distiller(fold_config, store, argv).run()
+        distiller = Distiller(fold_config, store, argv)
+        summary = distiller.run()
         per_fold.append({
+            "teacher_labels": teacher, "figures": fold_figures(distiller, teacher),
             "fold": k, "epochs": summary["epochs_done"], "best_epoch": summary["best"]["epoch"],
             "best": {m: summary["best"]["metrics"][m] for m in METRICS},
             "last": {m: summary["last"]["metrics"][m] for m in METRICS},
@@ -208,7 +303,8 @@ def run_crossval(config: CrossvalConfig, recipe: DistillConfig,
               "folds": config.folds, "folds_run": config.fold_indices(),
               "n_songs": len(examples), "per_fold": per_fold,
               "mean_last": aggregate([f["last"] for f in per_fold]),
-              "mean_best": aggregate([f["best"] for f in per_fold]), "targets": TARGETS}
+              "mean_best": aggregate([f["best"] for f in per_fold]), "targets": TARGETS,
+              "mean_figures": mean_figures([f["figures"] for f in per_fold])}
     if config.baseline:
         folds = kfold(examples, config.folds, recipe.holdout, recipe.split_seed)
         baseline = logistic_baseline(recipe, examples, [folds[k] for k in report["folds_run"]],

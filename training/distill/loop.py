@@ -40,12 +40,14 @@ from selah.runtime import DeviceUnavailable, resolve_device
 from selah.student import HEAD_SPECS, Featurizer, build_student, save_student
 from training.config import parse_config, save_config
 from training.data.readers import read_examples
+from training.data.views import with_views
 from training.distill.adapters import apply_adapter, has_adapters, plain_state_dict, trainable_state
 from training.distill.config import (RUNTIME_SETTINGS, SELECT, DistillConfig, DistillError,
                                      split_examples)
+from training.distill.backbones import resolve_backbone
 from training.distill.features import (FeatureStore, FreezePlan, apply_freeze, cache_agrees,
-                                       collate, frozen_features, injected, resolve_backbone,
-                                       set_train_mode, song_key)
+                                       collate, frozen_features, injected, set_train_mode,
+                                       song_key)
 from training.distill.targets import (ONE_HOT, build_targets, head_losses, label_counts,
                                       load_signals, read_teacher_labels)
 from training.distill.train_state import (changed_settings, has_training_state, load_training_state,
@@ -57,11 +59,12 @@ class Distiller:
     """One run: `setup()` loads data, targets, model, caches and optimizer; `train()` trains."""
 
     def __init__(self, config: DistillConfig, store: FeatureStore | None = None,
-                 argv: list[str] | None = None):
+                 argv: list[str] | None = None, extra: list | None = None):
         self.config = config
         self.store = store or FeatureStore(config.feature_cache)
         self.argv = argv
         self.out = Path(config.out)
+        self.extra = list(extra or [])  # songs to predict after training (`logits`), not trained
 
     def run(self) -> dict:
         """Set up and train; the run's summary (best and last epoch, history)."""
@@ -101,15 +104,21 @@ class Distiller:
         examples, _ = read_examples(c.data)
         self.data_sha256 = sha256_file(c.data)
         self.train_examples, self.val_examples, self.split_note = split_examples(examples, c)
+        if c.views:
+            self.train_examples, views = with_views(self.train_examples, c.views, c.view_seed)
+            self.split_note += f"; {len(views)} views of the training songs trained on too"
         train_ids = {e.song_id for e in self.train_examples}
         self.songs = self.train_examples + [e for e in self.val_examples
                                             if e.song_id not in train_ids]
+        known = {e.song_id for e in self.songs}
+        self.songs += [e for e in self.extra if e.song_id not in known]
         self.row = {e.song_id: i for i, e in enumerate(self.songs)}
         teacher = read_teacher_labels(c.teacher_labels) if c.teacher_labels else None
         signals = load_signals(self.songs, c.signals_cache or self.out / "signals.jsonl")
         self.targets = build_targets(self.songs, signals, teacher)
         self.teacher_note = (ONE_HOT if teacher is None else
                              f"teacher labels {teacher.path}: {json.dumps(teacher.provenance)}")
+        self.teacher_provenance = teacher.provenance if teacher else {}
         torch.set_num_threads(c.num_threads or os.cpu_count() or 1)
         set_seed(c.seed)
         self.accelerator = Accelerator(cpu=c.device == "cpu", mixed_precision=c.mixed_precision)
@@ -197,6 +206,19 @@ class Distiller:
                 logits = self.forward(rows[start:start + self.config.eval_batch_size])
                 predictions.extend(decode_logits(logits, HEAD_SPECS))
         return evaluate_predictions(examples, predictions)
+
+    def logits(self, examples: list) -> dict[str, torch.Tensor]:
+        """`{head: logits [len(examples), width]}` of the current weights (eval mode, float32 on
+        the CPU); every song must be a training, validation or `extra` song of the run."""
+        self.model.eval()
+        rows = [self.row[e.song_id] for e in examples]
+        parts: dict[str, list] = {}
+        with torch.inference_mode():
+            for start in range(0, len(rows), self.config.eval_batch_size):
+                for name, value in self.forward(rows[start:start + self.config.eval_batch_size]
+                                                ).items():
+                    parts.setdefault(name, []).append(value.float().cpu())
+        return {name: torch.cat(values) for name, values in parts.items()}
 
     def _batches(self, epoch: int) -> list[list[int]]:
         """This epoch's micro-batches of training rows: a permutation seeded by (seed, epoch)."""
@@ -294,15 +316,17 @@ class Distiller:
             state["best"] = {"epoch": epoch + 1, "value": value, "metric": c.select_metric,
                              "metrics": metrics}
             student = self.accelerator.unwrap_model(self.model)
-            save_student(student, self.tokenizer, self.out / "best", self.featurizer,
-                         self._meta(record), plain_state_dict(student))
+            if c.save_checkpoints:
+                save_student(student, self.tokenizer, self.out / "best", self.featurizer,
+                             self._meta(record), plain_state_dict(student))
         tqdm.write(f"epoch {epoch + 1}/{c.epochs}: loss {record['losses'].get('total', 0):.4f}, "
                    f"val acc {metrics['verdict_accuracy']:.3f} macro-F1 "
                    f"{metrics['verdict_macro_f1']:.3f} MAE {metrics['score_mae']:.2f} "
                    f"({record['train_seconds']:.0f} s train, {record['eval_seconds']:.0f} s eval)",
                    file=sys.stderr)
         state.update(epoch=epoch + 1, step_in_epoch=0, loss_sums={}, epoch_seconds=0.0)
-        self._save_last()
+        if c.save_checkpoints:
+            self._save_last()
         (self.out / "history.json").write_text(json.dumps(state["history"], indent=2))
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -313,6 +337,7 @@ class Distiller:
                 "data": str(self.config.data), "data_sha256": self.data_sha256,
                 "split": self.split_note, "n_train": len(self.train_examples),
                 "n_val": len(self.val_examples), "teacher": self.teacher_note,
+                "teacher_provenance": self.teacher_provenance,
                 "teacher_sources": self.targets.sources,
                 "label_counts": label_counts(self.train_examples),
                 "backbone": self.config.backbone, "trainable_layers": self.config.trainable_layers,

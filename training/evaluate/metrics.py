@@ -178,3 +178,16 @@ def evaluate_predictions(examples: Sequence, predictions: Sequence[dict]) -> dic
         "recall": {label: row["recall"] for label, row in classes.items()},
         "themes_micro_f1": themes["f1"],
     }
+
+
+def evaluate_fields(examples: Sequence, predictions: Sequence[dict]) -> dict:
+    """What `evaluate_predictions` leaves out: concern micro-F1 and the verdict confidences'
+    expected calibration error."""
+    concerns = set_micro_f1(
+        [[category for category, _ in e.label.concerns] for e in examples],
+        [[n for n, p in pr["heads"]["concerns"].items() if p >= schema.MULTILABEL_THRESHOLD]
+         for pr in predictions])
+    return {"concerns_micro_f1": concerns["f1"],
+            "ece": expected_calibration_error(
+                [p["confidence"] for p in predictions],
+                [p["verdict"] == e.label.verdict for p, e in zip(predictions, examples)])}

