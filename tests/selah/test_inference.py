@@ -40,6 +40,40 @@ def test_decoding_clamps_the_score_into_the_verdict_band():
     assert set(first["heads"]["themes"]) == set(schema.THEME_NAMES)
 
 
+def test_joint_decoding_keeps_the_score_inside_the_band_it_chose():
+    logits = {spec.name: torch.zeros(3, spec.width) for spec in HEAD_SPECS}
+    logits["verdict"][0] = torch.tensor([2.0, 1.9, 0.0, 0.0])  # head torn, score says context
+    logits["score"][0, 0] = torch.logit(torch.tensor(0.70))  # raw 70
+    logits["verdict"][1, 0] = 8.0  # head sure of freely_listen, score just under its band
+    logits["score"][1, 0] = torch.logit(torch.tensor(0.83))
+    logits["verdict"][2, 3] = 8.0
+    logits["score"][2, 0] = torch.logit(torch.tensor(0.10))
+    plain = decode_logits(logits, HEAD_SPECS)
+    joint = decode_logits(logits, HEAD_SPECS, {"score_sigma": 8.0})
+    assert plain[0]["verdict"] == "freely_listen" and plain[0]["score"] == 85.0  # pinned
+    assert joint[0]["verdict"] == "context_required" and 60 < joint[0]["score"] < 84
+    assert joint[1]["verdict"] == "freely_listen" and 85 < joint[1]["score"] < 100
+    assert joint[2]["verdict"] == "avoid_formation" and joint[2]["score"] < 39
+    for prediction in joint:
+        assert sum(prediction["verdict_probs"].values()) == pytest.approx(1.0)
+        assert prediction["confidence"] == max(prediction["verdict_probs"].values())
+        lowest, highest = score_band(prediction["verdict"])
+        assert lowest <= prediction["score"] <= highest
+    # the head's own distribution stays under heads
+    assert joint[0]["heads"]["verdict"] == plain[0]["heads"]["verdict"]
+
+
+def test_a_verdict_temperature_softens_the_confidence_only():
+    logits = {spec.name: torch.zeros(1, spec.width) for spec in HEAD_SPECS}
+    logits["verdict"][0] = torch.tensor([4.0, 1.0, 0.0, -1.0])
+    plain, = decode_logits(logits, HEAD_SPECS)
+    soft, = decode_logits(logits, HEAD_SPECS, {"verdict_temperature": 2.0})
+    assert soft["verdict"] == plain["verdict"] and soft["score"] == plain["score"]
+    assert soft["confidence"] == pytest.approx(float((logits["verdict"][0] / 2).softmax(-1)[0]))
+    assert soft["confidence"] < plain["confidence"]
+    assert decode_logits(logits, HEAD_SPECS, {"theme_threshold": 0.5}) == [plain]
+
+
 def test_an_int8_song_gets_the_same_prediction_alone_or_in_any_batch(int8_checkpoint):
     """Bucketed window shapes, per-token activation scales and heads applied song by song: a
     song's numbers do not depend on what shares its forward pass (the service's guarantee)."""

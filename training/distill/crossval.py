@@ -30,6 +30,7 @@ from selah.deps import require
 from selah.schema import VERDICTS
 from training.config import ConfigError, check_config, option, parse_config, save_config
 from training.data.readers import kfold, read_examples
+from training.distill import decoding
 from training.distill.config import DistillConfig
 from training.distill.features import FeatureStore
 from training.distill.loop import Distiller
@@ -151,7 +152,10 @@ def fold_figures(distiller: Distiller, teacher: str | None) -> dict:
     from training.teacher import ensemble
 
     val = distiller.val_examples
-    student = decode_logits(distiller.logits(val), HEAD_SPECS)
+    logits = distiller.logits(val)
+    torch.save({"song_ids": [e.song_id for e in val], "logits": logits},
+               distiller.out / "val_logits.pt")
+    student = decode_logits(logits, HEAD_SPECS)
     figures = {"student": {**metrics.evaluate_predictions(val, student),
                            **metrics.evaluate_fields(val, student)}}
     if not teacher:
@@ -263,6 +267,8 @@ def markdown(report: dict) -> str:
     for fold in report["per_fold"]:
         lines.append(figures_row(f"fold {fold['fold']}", fold["figures"]))
     lines.append(figures_row("**mean**", report["mean_figures"]))
+    if report.get("decoding"):
+        lines += decoding.markdown(report["decoding"])
     lines.append("")
     lines.append(f"Wall time: {report['wall_seconds']:.0f} s.")
     return "\n".join(lines) + "\n"
@@ -305,6 +311,13 @@ def run_crossval(config: CrossvalConfig, recipe: DistillConfig,
               "mean_last": aggregate([f["last"] for f in per_fold]),
               "mean_best": aggregate([f["best"] for f in per_fold]), "targets": TARGETS,
               "mean_figures": mean_figures([f["figures"] for f in per_fold])}
+    if len(per_fold) > 1:  # the decoding fitted on the other folds, scored on each
+        by_id = {e.song_id: e for e in examples}
+        saved = [torch.load(out / f"fold{f['fold']}" / "val_logits.pt", weights_only=True)
+                 for f in per_fold]
+        report["decoding"] = decoding.study([(s["logits"], [by_id[i] for i in s["song_ids"]])
+                                             for s in saved])
+        (out / "decoding.json").write_text(json.dumps(report["decoding"]["decoding"], indent=2))
     if config.baseline:
         folds = kfold(examples, config.folds, recipe.holdout, recipe.split_seed)
         baseline = logistic_baseline(recipe, examples, [folds[k] for k in report["folds_run"]],

@@ -156,3 +156,31 @@ def test_the_checkpoint_reloads_in_a_fresh_process_with_identical_predictions(
                           input=json.dumps(songs), capture_output=True, text=True, timeout=120,
                           check=True)
     assert json.loads(done.stdout) == json.loads(json.dumps(here))
+
+
+def test_a_fitted_decoding_is_shipped_and_served(tiny_student, tmp_path):
+    from selah.analyzers import GPTOSSChristianAnalyzer
+    from selah.inference import predict_songs
+    from selah.student import load_student
+
+    fitted = tmp_path / "decoding.json"
+    fitted.write_text(json.dumps({"verdict_temperature": 2.5, "score_sigma": 9.0, "songs": 40}))
+    out = tmp_path / "out"
+    manifest = export_checkpoint(tiny_student, out, decoding=str(fitted))
+    assert manifest["decoding"]["verdict_temperature"] == 2.5
+    assert manifest["decoding"]["score_sigma"] == 9.0
+    assert manifest["decoding"]["fitted"] == {"songs": 40}
+    assert manifest["decoding"]["theme_threshold"] == 0.5
+    assert "verdict and score jointly" in (out / manifest["card"]).read_text()
+    analyzer = GPTOSSChristianAnalyzer.from_config({"GPTOSS_MODEL_PATH": str(out),
+                                                    "GPTOSS_DEVICE": "cpu"})
+    song = {"title": "Morning Mercy", "artist": "Test Band",
+            "lyrics": "When the morning breaks I lift my eyes\nYour mercy new with every sunrise"}
+    served = analyzer.analyze_song(song["title"], song["artist"], song["lyrics"]).to_dict()
+    model, featurizer, _ = load_student(tiny_student)
+    plain, = predict_songs(model, featurizer, [song])
+    joint, = predict_songs(model, featurizer, [song], decoding=manifest["decoding"])
+    framework = served["model_analysis"]["framework"]
+    # INT8 against float: the same decoding, within quantization noise
+    assert framework["confidence"] == pytest.approx(joint["confidence"], abs=0.02)
+    assert joint["confidence"] != pytest.approx(plain["confidence"], abs=1e-3)

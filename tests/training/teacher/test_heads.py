@@ -125,4 +125,8 @@ def test_the_student_cross_validates_on_its_folds_labels(teacher_config, signals
         assert 0.0 <= figures["agreement"]["plan"] <= figures["agreement"]["verdict"] <= 1.0
         assert set(figures["student"]) >= {"ece", "concerns_micro_f1", "recall"}
     assert set(report["mean_figures"]) == {"student", "teacher", "agreement"}
-    assert "| **mean** |" in (out / "crossval.md").read_text()
+    table = (out / "crossval.md").read_text()
+    assert "| **mean** |" in table and "| joint |" in table
+    fitted = json.loads((out / "decoding.json").read_text())
+    assert fitted["score_sigma"] > 0 and fitted["verdict_temperature"] > 0
+    assert (out / "fold0" / "val_logits.pt").is_file()
