@@ -34,23 +34,25 @@ def band_mass(raw: torch.Tensor, sigma: float) -> torch.Tensor:
             - normal.cdf(torch.tensor(lows, dtype=torch.float64)))
 
 
-def fit(logits: dict[str, torch.Tensor], examples: list) -> dict:
+def fit(logits: dict[str, torch.Tensor], examples: list, joint: bool = True) -> dict:
     """`{verdict_temperature, score_sigma, songs}` fitted on these songs' logits (the search is
-    vectorised; `selah.inference.joint_decode` computes the same posterior song by song)."""
+    vectorised; `selah.inference.joint_decode` computes the same posterior song by song);
+    `joint=False`: the temperature of the verdict head alone, and no sigma."""
     raw = logits["score"][:, 0].double().sigmoid() * 100.0
     gold = torch.tensor([e.label.score for e in examples], dtype=torch.float64)
     sigma = max(float(((raw - gold) ** 2).mean().sqrt()), 0.5)
-    mass = band_mass(raw, sigma)
+    mass = band_mass(raw, sigma) if joint else torch.ones(len(raw), len(VERDICTS),
+                                                          dtype=torch.float64)
     truth = torch.tensor([VERDICTS.index(e.label.verdict) for e in examples])
     verdict = logits["verdict"].double()
     losses = []
     for t in TEMPERATURES:
-        joint = (verdict / float(t)).softmax(-1) * mass
-        q = joint / joint.sum(-1, keepdim=True).clamp(min=1e-300)
+        weights = (verdict / float(t)).softmax(-1) * mass
+        q = weights / weights.sum(-1, keepdim=True).clamp(min=1e-300)
         losses.append(float(-q.gather(1, truth[:, None]).clamp(min=1e-9).log().mean()))
     temperature = float(TEMPERATURES[min(range(len(losses)), key=losses.__getitem__)])
-    return {"verdict_temperature": round(temperature, 4), "score_sigma": round(sigma, 3),
-            "songs": len(examples)}
+    fitted = {"verdict_temperature": round(temperature, 4), "songs": len(examples)}
+    return {**fitted, "score_sigma": round(sigma, 3)} if joint else fitted
 
 
 def score(predictions: list[dict], examples: list) -> dict:
@@ -73,9 +75,10 @@ def study(folds: list[tuple[dict[str, torch.Tensor], list]]) -> dict:
     rows = []
     for k, (logits, examples) in enumerate(folds):
         others = [f for j, f in enumerate(folds) if j != k]
-        fitted = fit(_join([f[0] for f in others]), [e for f in others for e in f[1]])
-        variants = {"argmax": None,
-                    "temperature": {"verdict_temperature": fitted["verdict_temperature"]},
+        logits_others, songs_others = _join([f[0] for f in others]), [e for f in others
+                                                                      for e in f[1]]
+        fitted = fit(logits_others, songs_others)
+        variants = {"argmax": None, "temperature": fit(logits_others, songs_others, joint=False),
                     "joint": fitted}
         rows.append({"fold": k, "fitted": fitted,
                      **{name: score(decode_logits(logits, HEAD_SPECS, decoding), examples)
@@ -91,7 +94,8 @@ def study(folds: list[tuple[dict[str, torch.Tensor], list]]) -> dict:
 
 def markdown(result: dict) -> list[str]:
     """The study as Markdown lines (crossval.md's last section)."""
-    lines = ["", "Decoding, each fold scored with T and sigma fitted on the other folds:", "",
+    lines = ["", "Decoding, each fold scored with T and sigma fitted on the other folds "
+             "(temperature: the verdict head's own T; joint: T of the joint posterior):", "",
              "| decoding | accuracy | macro-F1 | MAE | ECE | scores on a band edge | recall "
              "free / context / caution / avoid |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, values in result["mean"].items():

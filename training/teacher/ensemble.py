@@ -21,7 +21,7 @@ from selah.student import HEAD_SPECS
 SPECS = {spec.name: spec for spec in HEAD_SPECS}
 # Heads a teacher labels: those the student's targets take from a teacher file.
 LABELLED = ("verdict", "formation_risk", "narrative_voice", "lament_filter", "themes", "concerns")
-TEMPERATURES = torch.logspace(-1.5, 1.5, 121, base=2.0)  # 0.35 .. 2.83, the search grid
+TEMPERATURES = torch.logspace(-2.0, 3.0, 201, base=2.0)  # 0.25 .. 8, the search grid
 EPS = 1e-6
 
 

@@ -116,8 +116,9 @@ def markdown(result: dict) -> str:
     for name, values in result["member_fold_accuracy"].items():
         lines.append(f"- member {name}: out-of-fold verdict accuracy per fold "
                      + ", ".join(f"{v:.3f}" for v in values)
-                     + f" (mean {statistics.fmean(values):.3f}, uncalibrated); "
-                     f"{result['member_seconds'].get(name, 0):.0f} s")
+                     + f" (mean {statistics.fmean(values):.3f}, uncalibrated); its fits "
+                     f"{result['member_seconds'].get(name, 0):.0f} s (0: made before fits "
+                     "recorded their time)")
     if result.get("wall_seconds") is not None:
         lines.append(f"- wall {result['wall_seconds']:.0f} s, peak RSS "
                      f"{result.get('peak_rss_mib') or 0:.0f} MiB")
