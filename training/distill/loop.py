@@ -17,8 +17,9 @@ frozen), and always the heads. A gpt-oss backbone reads each song as its harmony
 auto`).
 
 Splits: `fold:K/N` trains on the other folds of N-fold CV over the non-holdout songs and validates
-on fold K; `holdout` trains on all non-holdout songs and validates on the holdout; `all` trains on
+on fold K (`fold:J+K/N` on folds J and K together); `holdout` trains on all non-holdout songs and validates on the holdout; `all` trains on
 every song and validates on a seeded slice of them (also trained on: a fit check only).
+`views` adds augmented views of the training songs (`training.data.views`) to the training songs.
 """
 
 import dataclasses
