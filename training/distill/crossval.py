@@ -170,7 +170,7 @@ def fold_figures(distiller: Distiller, teacher: str | None) -> dict:
     probs["score"] = torch.tensor([[records[val[i].song_id].get("score", 50.0)]
                                    for i in covered])
     songs, mine = [val[i] for i in covered], [student[i] for i in covered]
-    own = ensemble.probabilities(distiller.logits(songs))
+    own = ensemble.probabilities({name: value[covered] for name, value in logits.items()})
     probs.update({name: own[name] for name in own if name not in probs})  # not in the file
     taught = decode_logits(ensemble.as_logits(probs), HEAD_SPECS)
     figures["teacher"] = {**metrics.evaluate_predictions(songs, taught),
@@ -204,10 +204,7 @@ FIGURES = ("verdict_accuracy", "verdict_macro_f1", "score_mae", "score_pearson",
 
 def mean_figures(rows: list[dict]) -> dict:
     """The mean over folds of every figure of `fold_figures` (recall per class included)."""
-    def mean(values):
-        values = [v for v in values if v is not None]
-        return statistics.fmean(values) if values else None
-
+    mean = metrics.mean_present
     student = {f: mean([r["student"][f] for r in rows]) for f in FIGURES}
     student["recall"] = {v: mean([r["student"]["recall"].get(v) for r in rows])
                          for v in VERDICTS}

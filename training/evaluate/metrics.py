@@ -191,3 +191,10 @@ def evaluate_fields(examples: Sequence, predictions: Sequence[dict]) -> dict:
             "ece": expected_calibration_error(
                 [p["confidence"] for p in predictions],
                 [p["verdict"] == e.label.verdict for p, e in zip(predictions, examples)])}
+
+
+def mean_present(values: Sequence[float | None]) -> float | None:
+    """The mean of the values that are not None (a Pearson of constant predictions is None);
+    None when there are none."""
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None

@@ -62,6 +62,12 @@ def average(members: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tenso
     return {name: torch.stack([m[name] for m in members]).mean(0) for name in members[0]}
 
 
+def stack(table: dict[str, dict[str, torch.Tensor]], ids: Sequence[str]
+          ) -> dict[str, torch.Tensor]:
+    """`{head: [len(ids), width]}` from per-song `{song_id: {head: [width]}}`, in `ids` order."""
+    return {name: torch.stack([table[s][name] for s in ids]) for name in table[ids[0]]}
+
+
 def temper(probs: torch.Tensor, kind: str, temperature: float) -> torch.Tensor:
     """Probabilities [N, width] of one head at temperature T (categorical or multilabel)."""
     if kind == "categorical":

@@ -140,7 +140,7 @@ class HeadsTeacher:
 
     def run_fits(self) -> dict:
         """`{member: {held: {song_id: row}, ...}}` of logits, every fit run or read from disk."""
-        self.times, self.outputs = {}, {}
+        self.times, self.outputs, self._probs = {}, {}, {}
         for name, recipe in self.recipes.items():
             self.outputs[name] = {}
             for held in fit_sets(self.config.folds):
@@ -171,7 +171,13 @@ class HeadsTeacher:
               f"{summary['last']['metrics']['verdict_accuracy']:.3f}", file=sys.stderr)
 
     def probs(self, held: tuple[int, ...]) -> dict[str, dict[str, torch.Tensor]]:
-        """`{song_id: {head: probs [width]}}` of one fit, the members averaged."""
+        """`{song_id: {head: probs [width]}}` of one fit, the members averaged (computed once:
+        every labels file, temperature and report reads the same fits)."""
+        if held not in self._probs:
+            self._probs[held] = self._average(held)
+        return self._probs[held]
+
+    def _average(self, held: tuple[int, ...]) -> dict[str, dict[str, torch.Tensor]]:
         members = []
         ids = None
         for name in self.recipes:
@@ -182,6 +188,15 @@ class HeadsTeacher:
             members.append(ensemble.probabilities(saved["logits"]))
         mean = ensemble.average(members)
         return {song: {h: v[i] for h, v in mean.items()} for i, song in enumerate(ids)}
+
+    def holdout(self) -> dict[str, dict]:
+        """The hold-out songs' probabilities: the mean over the N single-fold fits."""
+        rows: dict[str, list] = {}
+        for k in range(self.config.folds):
+            for song, value in self.probs((k,)).items():
+                if self.fold_of(song) == "holdout":
+                    rows.setdefault(song, []).append(value)
+        return {song: ensemble.average(values) for song, values in rows.items()}
 
     def oof(self, folds: list[int]) -> dict[str, dict]:
         """Out-of-fold probabilities of the songs (not views) of `folds`, from their own fits."""
@@ -204,8 +219,7 @@ class HeadsTeacher:
               temperatures: dict[str, float], purpose: str) -> None:
         """A teacher-labels file: the provenance header, then one record per song."""
         ids = sorted(table)
-        stacked = {h: torch.stack([table[s][h] for s in ids]) for h in table[ids[0]]}
-        stacked = ensemble.calibrate(stacked, temperatures)
+        stacked = ensemble.calibrate(ensemble.stack(table, ids), temperatures)
         header = {"provenance": {
             "teacher": "heads: " + " + ".join(self.recipes), "mode": "classification heads",
             "members": {name: self.config.member(t)[1] for name, t in
@@ -229,17 +243,13 @@ class HeadsTeacher:
         written = {}
         # The shipped student's file: non-holdout songs from their own fold's fit, the hold-out
         # from the mean over the N fits.
-        table, sources, holdout = {}, {}, []
+        table, sources = {}, {}
         for k in range(n):
             for song, value in self.probs((k,)).items():
-                if self.fold_of(song) == "holdout":
-                    holdout.append((song, value))
-                else:
+                if self.fold_of(song) != "holdout":
                     table[song], sources[song] = value, f"fold {k} held out"
-        for song in {s for s, _ in holdout}:
-            rows = [v for s, v in holdout if s == song]
-            table[song] = {h: torch.stack([r[h] for r in rows]).mean(0) for h in rows[0]}
-            sources[song] = f"mean of the {len(rows)} fits (hold-out)"
+        for song, value in self.holdout().items():
+            table[song], sources[song] = value, f"mean of the {n} fits (hold-out)"
         temperatures = self.temperatures(list(range(n)))
         self.write(self.out / "labels.jsonl", table, sources, temperatures,
                    "train on the non-holdout songs (split: holdout)")

@@ -41,8 +41,7 @@ def gold_rows(name: str, table: dict, by_id: dict) -> tuple[torch.Tensor, str, t
 def score(table: dict, by_id: dict, temperatures: dict) -> dict:
     """Metrics of calibrated teacher probabilities `{song_id: {head: probs}}` against gold."""
     ids = sorted(table)
-    stacked = {h: torch.stack([table[s][h] for s in ids]) for h in table[ids[0]]}
-    stacked = ensemble.calibrate(stacked, temperatures)
+    stacked = ensemble.calibrate(ensemble.stack(table, ids), temperatures)
     predictions = decode_logits(ensemble.as_logits(stacked), HEAD_SPECS)
     examples = [by_id[s] for s in ids]
     result = metrics.evaluate_predictions(examples, predictions)
@@ -62,30 +61,18 @@ def teacher_report(teacher, temperatures: dict) -> dict:
                          "calibrated": score(table, teacher.by_id,
                                              temperatures[f"labels-fold{k}.jsonl"]),
                          "uncalibrated": score(table, teacher.by_id, {})})
-    holdout = {}
-    for k in range(n):
-        for song, value in teacher.probs((k,)).items():
-            if teacher.fold_of(song) == "holdout":
-                holdout.setdefault(song, []).append(value)
-    holdout = {s: {h: torch.stack([r[h] for r in rows]).mean(0) for h in rows[0]}
-               for s, rows in holdout.items()}
     members = {}
     for name, outputs in teacher.outputs.items():
         members[name] = [outputs[(k,)]["val_metrics"]["verdict_accuracy"] for k in range(n)]
     return {"members": list(teacher.recipes), "folds": n, "per_fold": per_fold,
-            "mean": {figure: _mean([f["calibrated"][figure] for f in per_fold])
+            "mean": {figure: metrics.mean_present([f["calibrated"][figure] for f in per_fold])
                      for figure in FIGURES},
-            "mean_uncalibrated": {figure: _mean([f["uncalibrated"][figure] for f in per_fold])
+            "mean_uncalibrated": {figure: metrics.mean_present([f["uncalibrated"][figure]
+                                                                for f in per_fold])
                                   for figure in FIGURES},
-            "holdout": score(holdout, teacher.by_id, temperatures["labels.jsonl"]),
+            "holdout": score(teacher.holdout(), teacher.by_id, temperatures["labels.jsonl"]),
             "temperatures": temperatures["labels.jsonl"],
             "member_fold_accuracy": members}
-
-
-def _mean(values: list) -> float | None:
-    """The mean of the values that are not None (a Pearson of constant predictions is None)."""
-    values = [v for v in values if v is not None]
-    return statistics.fmean(values) if values else None
 
 
 def _cell(value, digits: int = 3) -> str:
