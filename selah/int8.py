@@ -17,6 +17,8 @@ On CUDA/MPS the int8 weights are dequantized once and the matmul runs in float. 
 and not another library's: `training.quantize.calibrate`'s module doc.
 """
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -218,9 +220,40 @@ def build_int8_student(description: dict, quantization: dict, state: dict) -> nn
     return model.eval()
 
 
+# oneDNN's AMX bf16 kernels reduce a GEMM of few rows in another order than one of many (seen
+# here: row counts under 768 for K >= 768, none for K = 384), so a window's numbers would change
+# with the number of windows beside it. A bf16 GEMM on the CPU is therefore padded with zero rows
+# to a floor found at load for its shape (`bf16_row_floor`), or to this many when no row counts
+# were given to calibrate on.
+MIN_BF16_ROWS = 1024
+_FLOORS: dict[tuple, int] = {}
+
+
+def bf16_row_floor(out_features: int, in_features: int, rows: Sequence[int]) -> int:
+    """The fewest of `rows` (the row counts a forward pass can have) from which a bf16 GEMM of
+    this shape gives each row exactly what the largest of `rows` gives it: random inputs and
+    weights through every row count, compared bit for bit (the kernel oneDNN picks depends on
+    the shape and the thread count, not on the values). Cached per shape and thread count."""
+    rows = sorted(set(rows))
+    key = (out_features, in_features, torch.get_num_threads(), tuple(rows))
+    if key not in _FLOORS:
+        generator = torch.Generator().manual_seed(0)
+        weight = torch.randn(out_features, in_features, generator=generator).bfloat16()
+        bias = torch.randn(out_features, generator=generator).bfloat16()
+        x = torch.randn(rows[-1], in_features, generator=generator).bfloat16()
+        with torch.inference_mode():
+            want = F.linear(x, weight, bias)
+            differing = [i for i, count in enumerate(rows[:-1])
+                         if not torch.equal(F.linear(x[:count], weight, bias), want[:count])]
+        _FLOORS[key] = rows[differing[-1] + 1] if differing else rows[0]
+    return _FLOORS[key]
+
+
 class DequantizedLinear(nn.Module):
     """A linear layer of the INT8 checkpoint run in `dtype`: the weight dequantized once (its
-    SmoothQuant factors folded in), inputs cast to `dtype`, outputs back to the inputs' dtype."""
+    SmoothQuant factors folded in), inputs cast to `dtype`, outputs back to the inputs' dtype.
+    In bf16 on the CPU a GEMM has at least `min_rows` rows (zero rows added, then dropped; see
+    `bf16_row_floor`), so that a row's result never depends on how many rows came with it."""
 
     def __init__(self, int8_linear: nn.Module, dtype: torch.dtype):
         super().__init__()
@@ -231,21 +264,51 @@ class DequantizedLinear(nn.Module):
         self.register_buffer("weight", weight.to(dtype))
         bias = int8_linear.bias
         self.register_buffer("bias", None if bias is None else bias.float().to(dtype))
+        self.min_rows = MIN_BF16_ROWS if dtype == torch.bfloat16 else 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x.to(self.weight.dtype), self.weight, self.bias).to(x.dtype)
+        rows = x.reshape(-1, x.size(-1)).to(self.weight.dtype)
+        short = self.min_rows - rows.size(0)
+        if short > 0 and self.weight.device.type == "cpu":
+            out = F.linear(F.pad(rows, (0, 0, 0, short)), self.weight, self.bias)[:rows.size(0)]
+        else:
+            out = F.linear(rows, self.weight, self.bias)
+        return out.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"dtype={self.weight.dtype}")
+                f"dtype={self.weight.dtype}, min_rows={self.min_rows}")
 
 
-def apply_runtime(model: nn.Module, runtime: str) -> nn.Module:
+def cast_floats(model: nn.Module, dtype: torch.dtype) -> None:
+    """Every float parameter and buffer of `model` in `dtype`, and the rows its int8 embedding
+    tables return; the int8 tensors and their scales, and the expert tensors (gpt-oss, which keep
+    their own INT8 path), stay as they are."""
+    from selah.int8_experts import Int8Experts
+
+    for module in model.modules():
+        if isinstance(module, Int8Embedding):
+            module.dtype = dtype
+        if isinstance(module, (Int8Linear, Int8Embedding, Int8Experts)):
+            continue
+        for name, tensor in [*module.named_parameters(recurse=False),
+                             *module.named_buffers(recurse=False)]:
+            if tensor is not None and tensor.is_floating_point() and tensor.dtype != dtype:
+                if isinstance(tensor, nn.Parameter):
+                    tensor.data = tensor.data.to(dtype)
+                else:
+                    module._buffers[name] = tensor.to(dtype)
+
+
+def apply_runtime(model: nn.Module, runtime: str, rows: Sequence[int] = ()) -> nn.Module:
     """Make `model` (an INT8 student, on its device) run as `runtime` (`selah.runtime`);
     returns it. `int8` and `dequantized` leave it as loaded; `int8-compiled` compiles its
     backbone with `torch.compile` (dynamic shapes; compiled on the first pass of each window
-    length); `bf16` and `float32` replace each `Int8Linear` by a `DequantizedLinear`. Expert
-    tensors (gpt-oss) keep their own INT8 path."""
+    length); `bf16` and `float32` replace each `Int8Linear` by a `DequantizedLinear`, and `bf16`
+    runs the whole backbone in bf16 (LayerNorms, attention, embeddings; the pooling and heads
+    stay float32), each GEMM padded to its shape's `bf16_row_floor` over `rows` (the row counts
+    a pass can have; without them, `MIN_BF16_ROWS`). Expert tensors (gpt-oss) keep their own
+    INT8 path."""
     if runtime in ("int8", "dequantized"):
         return model
     if runtime == "int8-compiled":
@@ -257,4 +320,9 @@ def apply_runtime(model: nn.Module, runtime: str) -> nn.Module:
     for name, module in list(model.named_modules()):
         if isinstance(module, Int8Linear):
             set_module(model, name, DequantizedLinear(module, dtype))
+    if runtime == "bf16":
+        cast_floats(model.backbone, dtype)
+        for module in model.modules():
+            if isinstance(module, DequantizedLinear) and rows:
+                module.min_rows = bf16_row_floor(module.out_features, module.in_features, rows)
     return model

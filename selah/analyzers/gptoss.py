@@ -158,6 +158,7 @@ class GPTOSSChristianAnalyzer(BaseAnalyzer):
         at fault. A runtime that fails to build or to run a first prediction falls back to
         `int8`, saying why."""
         from selah.checkpoint import load_checkpoint
+        from selah.inference import pass_rows
         from selah.int8 import apply_runtime
         from selah.runtime import RuntimeChoice, choose_runtime
 
@@ -168,7 +169,8 @@ class GPTOSSChristianAnalyzer(BaseAnalyzer):
             raise AnalyzerUnavailable(f"GPTOSS checkpoint refused ({spec.source}): {exc}"
                                       ) from None
         try:  # songs of one window of each bucket: a compiled runtime compiles them now
-            analyzer = cls(apply_runtime(model, choice.name), featurizer, manifest, sha,
+            rows = pass_rows(featurizer.max_length)
+            analyzer = cls(apply_runtime(model, choice.name, rows), featurizer, manifest, sha,
                            spec.checkpoint.path, spec.device, spec.batch_size, choice)
             if choice.name not in ("int8", "dequantized"):
                 analyzer._analyze_batch([("Runtime check", "Selah", "Grace upon grace, " * n,

@@ -130,19 +130,41 @@ def test_windows_are_padded_to_the_smallest_bucket_that_holds_them(shipped):
     assert {ids.size(1) for _, ids, _ in batch["buckets"]} == {64, 128, 256}
 
 
-@pytest.mark.parametrize("runtime", ["int8", "bf16"])
+def test_pass_rows_are_every_token_count_a_pass_can_have(shipped, monkeypatch):
+    from selah.inference import MAX_PASS_TOKENS, encode_buckets, pass_rows
+
+    assert pass_rows(100) == tuple(sorted({64 * w for w in range(1, MAX_PASS_TOKENS // 64 + 1)}
+                                          | {100 * w for w in range(1, MAX_PASS_TOKENS // 100
+                                                                    + 1)}))
+    model, featurizer = shipped
+    seen = []
+    original = model.window_terms
+    monkeypatch.setattr(model, "window_terms",
+                        lambda ids, mask: seen.append(ids.numel()) or original(ids, mask))
+    songs = _songs("Holy, holy, holy is the Lord of hosts\n", (1, 9, 30, 300))
+    with torch.inference_mode():
+        encode_buckets(model, featurize_buckets(featurizer, songs), "cpu")
+    assert seen and set(seen) <= set(pass_rows(featurizer.max_length))
+
+
+@pytest.mark.parametrize("runtime,calibrated", [("int8", False), ("bf16", False),
+                                                ("bf16", True)])
 def test_a_shipped_song_gets_the_same_numbers_alone_or_in_any_batch(shipped, runtime,
-                                                                    monkeypatch):
-    """Bucketed windows, per-token activation scales (int8) or GEMMs whose rows do not depend
-    on their number (bf16), per-window pooling terms added in window order and heads song by
-    song: bit for bit the same alone, in any batch, in any order. (`float32` is the reference,
-    not a serving runtime: its GEMMs round a row differently with the row count.)"""
+                                                                    calibrated, monkeypatch):
+    """Bucketed windows, per-token activation scales (int8) or GEMMs padded to a row count from
+    which a row's result does not depend on their number (bf16: the conservative floor, or the
+    floors calibrated for the passes' row counts, as the analyzer loads it), per-window pooling
+    terms added in window order and heads song by song: bit for bit the same alone, in any
+    batch, in any order. (`float32` is the reference, not a serving runtime: its GEMMs round a
+    row differently with the row count.)"""
     import copy
 
+    from selah.inference import pass_rows
     from selah.int8 import apply_runtime
 
     model, featurizer = shipped
-    model = apply_runtime(copy.deepcopy(model), runtime)
+    rows = pass_rows(featurizer.max_length) if calibrated else ()
+    model = apply_runtime(copy.deepcopy(model), runtime, rows)
     songs = _songs("When the morning breaks I lift my eyes to You\n", (1, 6, 14, 40, 3))
     together = forward_songs(model, featurizer, songs, batch_size=5)
     reordered = forward_songs(model, featurizer, songs[::-1] + songs, batch_size=3)

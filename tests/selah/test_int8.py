@@ -73,3 +73,46 @@ def test_int8_embedding_looks_up_scaled_rows():
     dequantized = module.weight_int8.float() * module.weight_scale.unsqueeze(1)
     assert torch.equal(module(ids), dequantized[ids])
     assert (module(ids) - embedding(ids)).abs().max() <= module.weight_scale.max() / 2 + 1e-6
+
+
+def _pass_counts(step: int = 64, largest: int = 2048) -> tuple[int, ...]:
+    return tuple(range(step, largest + 1, step))
+
+
+@pytest.mark.parametrize("shape", [(384, 1536), (1536, 384), (96, 768)])
+def test_a_bf16_gemm_row_is_the_same_whatever_the_row_count_from_its_floor(shape):
+    """Whatever floor oneDNN's kernels need on this CPU (AMX tiles reduce small GEMMs in another
+    order; other CPUs may need none), every row count a pass can have, padded to the floor,
+    gives each row the bits it gets in the largest pass."""
+    from selah.int8 import DequantizedLinear, bf16_row_floor
+
+    out_features, in_features = shape
+    counts = _pass_counts()
+    floor = bf16_row_floor(out_features, in_features, counts)
+    assert floor in counts
+    assert bf16_row_floor(out_features, in_features, counts) == floor  # cached, same answer
+    torch.manual_seed(2)
+    module = DequantizedLinear(Int8Linear.from_float(nn.Linear(in_features, out_features)),
+                               torch.bfloat16)
+    module.min_rows = floor
+    x = torch.randn(counts[-1], in_features)
+    with torch.inference_mode():
+        want = module(x)
+        for count in counts:
+            assert torch.equal(module(x[:count]), want[:count]), (shape, count, floor)
+        assert want.dtype == torch.float32  # outputs back in the inputs' dtype
+
+
+def test_the_bf16_runtime_runs_the_backbone_in_bf16_and_keeps_int8_tables():
+    from selah.int8 import DequantizedLinear, cast_floats
+
+    model = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8))
+    model.add_module("table", Int8Embedding.from_float(nn.Embedding(5, 8)))
+    model.add_module("projection", DequantizedLinear(Int8Linear.from_float(nn.Linear(8, 4)),
+                                                     torch.bfloat16))
+    cast_floats(model, torch.bfloat16)
+    assert model[0].weight.dtype == model[1].bias.dtype == torch.bfloat16
+    assert model.table.weight_int8.dtype == torch.int8
+    assert model.table.weight_scale.dtype == torch.float32  # scales keep their precision
+    assert model.table(torch.tensor([1, 3])).dtype == torch.bfloat16
+    assert model.projection.min_rows == 1024  # no row counts given: the conservative floor

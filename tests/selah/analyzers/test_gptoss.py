@@ -259,7 +259,7 @@ def test_a_runtime_that_fails_its_first_prediction_falls_back_to_int8(int8_check
                                                                        monkeypatch):
     import selah.int8
 
-    def broken(model, runtime):
+    def broken(model, runtime, rows=()):
         for module in model.modules():
             if isinstance(module, selah.int8.Int8Linear):
                 module.forward = lambda x: (_ for _ in ()).throw(RuntimeError("no such kernel"))
