@@ -319,10 +319,11 @@ def apply_runtime(model: nn.Module, runtime: str, rows: Sequence[int] = ()) -> n
     dtype = torch.bfloat16 if runtime == "bf16" else torch.float32
     for name, module in list(model.named_modules()):
         if isinstance(module, Int8Linear):
-            set_module(model, name, DequantizedLinear(module, dtype))
+            dequantized = DequantizedLinear(module, dtype)
+            if runtime == "bf16" and rows:
+                dequantized.min_rows = bf16_row_floor(module.out_features, module.in_features,
+                                                      rows)
+            set_module(model, name, dequantized)
     if runtime == "bf16":
         cast_floats(model.backbone, dtype)
-        for module in model.modules():
-            if isinstance(module, DequantizedLinear) and rows:
-                module.min_rows = bf16_row_floor(module.out_features, module.in_features, rows)
     return model
