@@ -11,13 +11,16 @@ In one run, on the same songs and the same cores:
   result (identical, or the difference is reported);
 - each runtime's verdicts and scores against the `float32` runtime's (the same int8 weights with
   float arithmetic), and with `--repeats N` the first runtime's batch pass repeated, counting
-  changed results.
+  changed results;
+- with `--sweep 16,64,...` the first runtime's batch pass again at each of those batch sizes
+  (`GPTOSS_BATCH_SIZE`), results checked against the first pass's.
 
 Rates are songs per minute and the ratio to the reference measured in this run, since the
 machine may be shared. Lyrics are read at run time from the data file; nothing is stored.
 
     .venv/bin/python scripts/bench_analyzer.py --data ../shared/data/songs.jsonl \\
-        [--checkpoint DIR] [--songs 0] [--runtimes auto,float32] [--repeats 1] [--threads 0]
+        [--checkpoint DIR] [--songs 0] [--runtimes auto,float32] [--repeats 1] [--threads 0] \\
+        [--batch-size 64] [--sweep 16,32,64,128]
 """
 
 import argparse
@@ -116,6 +119,21 @@ def single_songs(analyzer, songs: list[dict], batch_results: list) -> dict:
             "results_differing_from_batch": differ}
 
 
+def sweep(analyzer, songs: list[dict], results: list, sizes: str) -> dict:
+    """Batch songs per minute at each batch size of `sizes` (comma-separated), and how many
+    results differ from `results`; the analyzer's batch size is put back."""
+    chosen, report = analyzer.batch_size, {}
+    try:
+        for size in (int(value) for value in sizes.split(",")):
+            analyzer.batch_size = size
+            again, rate = timed_batch(analyzer, songs)
+            report[size] = {"batch_songs_per_minute": round(rate, 1), "results_differing":
+                            sum(comparable(a) != comparable(b) for a, b in zip(again, results))}
+    finally:
+        analyzer.batch_size = chosen
+    return report
+
+
 def agreement(results: list, reference: list) -> dict:
     """Verdicts and scores of `results` against `reference`, song by song."""
     from selah.analyzers.columns import legacy_columns
@@ -135,23 +153,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="JSONL with title/artist/lyrics")
     parser.add_argument("--checkpoint", default="", help="checkpoint folder (default: embedded)")
     parser.add_argument("--songs", type=int, default=0, help="songs to time (0: all)")
-    parser.add_argument("--batch-size", type=int, default=16, help="GPTOSS_BATCH_SIZE")
+    parser.add_argument("--batch-size", type=int, default=0,
+                        help="GPTOSS_BATCH_SIZE (0: the analyzer's default)")
     parser.add_argument("--runtimes", default="auto,float32",
                         help="GPTOSS_RUNTIME values, comma-separated; the first is timed alone "
                              "too, float32 is the agreement reference when listed")
     parser.add_argument("--repeats", type=int, default=1,
                         help="batch passes of the first runtime (changed results are counted)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    parser.add_argument("--sweep", default="",
+                        help="batch sizes, comma-separated, to time the first runtime at too")
     args = parser.parse_args(argv)
 
     import torch
 
-    from selah.analyzers.gptoss import GPTOSSChristianAnalyzer
+    from selah.analyzers.gptoss import DEFAULT_BATCH_SIZE, GPTOSSChristianAnalyzer
     from selah.runtime import peak_rss_mib
 
     if args.threads:
         torch.set_num_threads(args.threads)
     songs = read_songs(args.data, args.songs)
+    args.batch_size = args.batch_size or DEFAULT_BATCH_SIZE
     report = {"songs": len(songs), "threads": torch.get_num_threads(),
               "batch_size": args.batch_size, "runtimes": {}}
     outputs = {}
@@ -177,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
                                             / report["reference_songs_per_minute"], 2)
         if args.repeats > 1 and position == 0:
             entry["repeats"], entry["results_changed_over_repeats"] = args.repeats, changed
+        if position == 0 and args.sweep:
+            entry["sweep"] = sweep(analyzer, songs, results, args.sweep)
         if position == 0:
             entry["single_song"] = single_songs(analyzer, songs, results)
             entry["single_song"]["ratio_to_reference"] = round(

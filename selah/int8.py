@@ -229,31 +229,49 @@ MIN_BF16_ROWS = 1024
 _FLOORS: dict[tuple, int] = {}
 
 
-def bf16_row_floor(out_features: int, in_features: int, rows: Sequence[int]) -> int:
-    """The fewest of `rows` (the row counts a forward pass can have) from which a bf16 GEMM of
-    this shape gives each row exactly what the largest of `rows` gives it: random inputs and
-    weights through every row count, compared bit for bit (the kernel oneDNN picks depends on
-    the shape and the thread count, not on the values). Cached per shape and thread count."""
+def _onednn_linear() -> bool:
+    """Whether this torch has oneDNN's linear with fused post-ops and prepacked weights (the CPU
+    builds of PyPI have; a build without mkldnn has not)."""
+    return bool(torch.backends.mkldnn.is_available()) and hasattr(torch.ops.mkldnn,
+                                                                  "_linear_pointwise")
+
+
+def bf16_row_floor(layer: "DequantizedLinear", rows: Sequence[int]) -> int:
+    """The fewest of `rows` (the row counts a forward pass can have) from which the bf16 GEMM of
+    `layer` gives each row exactly what the largest of `rows` gives it: random inputs through
+    every row count, compared bit for bit (the kernel oneDNN picks depends on the shape, the
+    post-op and the thread count, not on the values). Cached per shape, post-op and thread
+    count."""
     rows = sorted(set(rows))
-    key = (out_features, in_features, torch.get_num_threads(), tuple(rows))
+    key = (layer.out_features, layer.in_features, layer.activation, torch.get_num_threads(),
+           tuple(rows))
     if key not in _FLOORS:
         generator = torch.Generator().manual_seed(0)
-        weight = torch.randn(out_features, in_features, generator=generator).bfloat16()
-        bias = torch.randn(out_features, generator=generator).bfloat16()
-        x = torch.randn(rows[-1], in_features, generator=generator).bfloat16()
+        x = torch.randn(rows[-1], layer.in_features, generator=generator).to(layer.weight.dtype)
         with torch.inference_mode():
-            want = F.linear(x, weight, bias)
+            want = layer.gemm(x)
             differing = [i for i, count in enumerate(rows[:-1])
-                         if not torch.equal(F.linear(x[:count], weight, bias), want[:count])]
+                         if not torch.equal(layer.gemm(x[:count]), want[:count])]
         _FLOORS[key] = rows[differing[-1] + 1] if differing else rows[0]
     return _FLOORS[key]
+
+
+def _exact_gelu(module: nn.Module | None) -> bool:
+    """Whether `module` is the exact (erf) GELU: torch's, or transformers' `GELUActivation`."""
+    if isinstance(module, nn.GELU):
+        return module.approximate == "none"
+    return type(module).__name__ == "GELUActivation" and getattr(module, "act", None) is F.gelu
 
 
 class DequantizedLinear(nn.Module):
     """A linear layer of the INT8 checkpoint run in `dtype`: the weight dequantized once (its
     SmoothQuant factors folded in), inputs cast to `dtype`, outputs back to the inputs' dtype.
-    In bf16 on the CPU a GEMM has at least `min_rows` rows (zero rows added, then dropped; see
-    `bf16_row_floor`), so that a row's result never depends on how many rows came with it."""
+
+    In bf16 on the CPU the GEMM is oneDNN's with the weight prepacked once (reordered to the
+    kernel's blocked layout on first use instead of at every call) and, where `activation` is
+    `"gelu"`, the exact GELU fused into it (computed on the float32 accumulator, one rounding to
+    bf16 instead of two); each GEMM has at least `min_rows` rows (zero rows added, then dropped;
+    see `bf16_row_floor`), so that a row's result never depends on how many rows came with it."""
 
     def __init__(self, int8_linear: nn.Module, dtype: torch.dtype):
         super().__init__()
@@ -265,19 +283,36 @@ class DequantizedLinear(nn.Module):
         bias = int8_linear.bias
         self.register_buffer("bias", None if bias is None else bias.float().to(dtype))
         self.min_rows = MIN_BF16_ROWS if dtype == torch.bfloat16 else 0
+        self.activation: str | None = None  # "gelu": this layer's output goes through GELU
+        self._packed: torch.Tensor | None = None  # oneDNN's layout of `weight`, made on first use
+
+    def __getstate__(self) -> dict:  # a oneDNN tensor cannot be copied: the copy packs anew
+        return {**self.__dict__, "_packed": None}
+
+    def gemm(self, rows: torch.Tensor) -> torch.Tensor:
+        """`rows` [n, in] in the weight's dtype through the layer (and its `activation`)."""
+        if self.weight.dtype == torch.bfloat16 and rows.device.type == "cpu" and _onednn_linear():
+            if self._packed is None or self._packed.size() != self.weight.size():
+                self._packed = torch.ops.mkldnn._reorder_linear_weight(self.weight, MIN_BF16_ROWS)
+            return torch.ops.mkldnn._linear_pointwise(
+                rows, self._packed, self.bias, self.activation or "none", [],
+                "none" if self.activation == "gelu" else "")
+        out = F.linear(rows, self.weight, self.bias)
+        return F.gelu(out) if self.activation == "gelu" else out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, x.size(-1)).to(self.weight.dtype)
         short = self.min_rows - rows.size(0)
         if short > 0 and self.weight.device.type == "cpu":
-            out = F.linear(F.pad(rows, (0, 0, 0, short)), self.weight, self.bias)[:rows.size(0)]
+            out = self.gemm(F.pad(rows, (0, 0, 0, short)))[:rows.size(0)]
         else:
-            out = F.linear(rows, self.weight, self.bias)
+            out = self.gemm(rows)
         return out.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"dtype={self.weight.dtype}, min_rows={self.min_rows}")
+                f"dtype={self.weight.dtype}, min_rows={self.min_rows}, "
+                f"activation={self.activation}")
 
 
 def cast_floats(model: nn.Module, dtype: torch.dtype) -> None:
@@ -306,9 +341,10 @@ def apply_runtime(model: nn.Module, runtime: str, rows: Sequence[int] = ()) -> n
     backbone with `torch.compile` (dynamic shapes; compiled on the first pass of each window
     length); `bf16` and `float32` replace each `Int8Linear` by a `DequantizedLinear`, and `bf16`
     runs the whole backbone in bf16 (LayerNorms, attention, embeddings; the pooling and heads
-    stay float32), each GEMM padded to its shape's `bf16_row_floor` over `rows` (the row counts
-    a pass can have; without them, `MIN_BF16_ROWS`). Expert tensors (gpt-oss) keep their own
-    INT8 path."""
+    stay float32), with the exact GELU that follows a layer (the BERT family's
+    `intermediate_act_fn`) fused into its GEMM and each GEMM padded to its `bf16_row_floor` over
+    `rows` (the row counts a pass can have; without them, `MIN_BF16_ROWS`). Expert tensors
+    (gpt-oss) keep their own INT8 path."""
     if runtime in ("int8", "dequantized"):
         return model
     if runtime == "int8-compiled":
@@ -320,9 +356,14 @@ def apply_runtime(model: nn.Module, runtime: str, rows: Sequence[int] = ()) -> n
     for name, module in list(model.named_modules()):
         if isinstance(module, Int8Linear):
             dequantized = DequantizedLinear(module, dtype)
+            owner, _, attribute = name.rpartition(".")
+            parent = model.get_submodule(owner)
+            if (runtime == "bf16" and attribute == "dense"
+                    and _exact_gelu(getattr(parent, "intermediate_act_fn", None))):
+                dequantized.activation = "gelu"
+                parent.intermediate_act_fn = nn.Identity()
             if runtime == "bf16" and rows:
-                dequantized.min_rows = bf16_row_floor(module.out_features, module.in_features,
-                                                      rows)
+                dequantized.min_rows = bf16_row_floor(dequantized, rows)
             set_module(model, name, dequantized)
     if runtime == "bf16":
         cast_floats(model.backbone, dtype)

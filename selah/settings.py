@@ -71,7 +71,7 @@ def analyzer_settings() -> dict[str, Any]:
         # int8, int8-compiled, bf16 or float32.
         "GPTOSS_RUNTIME": env_str("GPTOSS_RUNTIME", "auto"),
         # Songs per forward pass of the student.
-        "GPTOSS_BATCH_SIZE": env_int("GPTOSS_BATCH_SIZE", 16, minimum=1, maximum=1024),
+        "GPTOSS_BATCH_SIZE": env_int("GPTOSS_BATCH_SIZE", 64, minimum=1, maximum=1024),
         # The legacy 4-model backend (`huggingface`): a hub id or local folder per model.
         "HF_SENTIMENT_MODEL": env_str("HF_SENTIMENT_MODEL",
                                       "cardiffnlp/twitter-roberta-base-sentiment-latest"),

@@ -24,7 +24,7 @@ from selah.runtime import HeapTrimmer
 
 # Where the embedded default checkpoint lives inside the package.
 EMBEDDED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default"
-DEFAULT_BATCH_SIZE = 16
+DEFAULT_BATCH_SIZE = 64
 INSTALL_HINT = "pip install -e . (torch, transformers, safetensors, pythonbible)"
 
 
