@@ -102,13 +102,13 @@ def main() -> None:
                 raise SystemExit(f"service not ready: {status} {body}")
             time.sleep(0.5)
         ready_s = time.monotonic() - started
-        phases = {"as_they_are": [s["lyrics"][:20000] for s in songs],
-                  f"cut_to_{args.chars}_chars": [s["lyrics"][:args.chars] for s in songs
+        phases = {"as_they_are": [(s, s["lyrics"][:20000]) for s in songs],
+                  f"cut_to_{args.chars}_chars": [(s, s["lyrics"][:args.chars]) for s in songs
                                                  if len(s["lyrics"]) >= args.chars]}
         results, trace, sent = {}, [{"songs": 0, "rss_mb": round(_rss_mb(server.pid, "VmRSS"))}], 0
         for phase, texts in phases.items():
             latencies = []
-            for song, lyrics in zip(songs, texts):
+            for song, lyrics in texts:
                 payload = {"title": song["title"], "artist": song["artist"], "lyrics": lyrics}
                 t0 = time.perf_counter()
                 status, _ = _post(f"{base}/api/analyze", payload)

@@ -245,10 +245,12 @@ def predict_songs(model, featurizer, songs: Sequence[dict], batch_size: int = 16
     is put back in the mode it was in."""
     if not songs:
         return []
-    was_training = model.training
+    if not model.training:  # `train()` walks every module: not on the serving path
+        return decode_logits(forward_songs(model, featurizer, songs, batch_size, device),
+                             model.head_specs, decoding)
     model.eval()
     try:
         logits = forward_songs(model, featurizer, songs, batch_size, device)
     finally:
-        model.train(was_training)
+        model.train()
     return decode_logits(logits, model.head_specs, decoding)

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Mapping
 
 from selah.analyzers.base import AnalyzerUnavailable, BaseAnalyzer
 from selah.checkpoint import MANIFEST, Checkpoint, CheckpointError, open_checkpoint
-from selah.runtime import HeapTrimmer
+from selah.runtime import TORCH_THREAD, HeapTrimmer
 
 # Where the embedded default checkpoint lives inside the package.
 EMBEDDED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default"
@@ -156,7 +156,12 @@ class GPTOSSChristianAnalyzer(BaseAnalyzer):
         """Load a resolved spec, every file hashed against its manifest (read once, in
         `resolve`), and make it run as the spec's runtime; `AnalyzerUnavailable` names the file
         at fault. A runtime that fails to build or to run a first prediction falls back to
-        `int8`, saying why."""
+        `int8`, saying why. Runs on the process's torch thread (`selah.runtime.TorchThread`),
+        as every prediction does."""
+        return TORCH_THREAD.run(cls._load, spec)
+
+    @classmethod
+    def _load(cls, spec: LoadSpec) -> "GPTOSSChristianAnalyzer":
         from selah.checkpoint import load_checkpoint
         from selah.inference import pass_rows
         from selah.int8 import apply_runtime
@@ -228,8 +233,8 @@ class GPTOSSChristianAnalyzer(BaseAnalyzer):
 
         songs = [{"title": t, "artist": a, "lyrics": lyr} for t, a, lyr, _ in items]
         started = time.perf_counter()
-        predictions = predict_songs(self.model, self.featurizer, songs, self.batch_size,
-                                    self.device, self._context["decoding"])
+        predictions = TORCH_THREAD.run(predict_songs, self.model, self.featurizer, songs,
+                                       self.batch_size, self.device, self._context["decoding"])
         elapsed = (time.perf_counter() - started) / len(items)
         self.heap.analysed(sum(len(lyrics) for _, _, lyrics, _ in items))
         return [render(t, a, lyr, user, prediction, self._context, elapsed)

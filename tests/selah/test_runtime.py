@@ -78,3 +78,49 @@ def test_this_machine_gets_a_runtime_it_lists():
     flags = cpu_flags()
     choice = choose_runtime("auto", "cpu")
     assert choice.name == ("bf16" if "amx_bf16" in flags else "int8")
+
+
+def _on_threads(fn, count: int) -> list:
+    """`fn()` from `count` threads, one after the other; their results."""
+    import threading
+
+    results = []
+    for _ in range(count):
+        thread = threading.Thread(target=lambda: results.append(fn()))
+        thread.start()
+        thread.join()
+    return results
+
+
+def test_torch_work_from_any_thread_runs_on_one_thread_and_the_main_thread_runs_its_own():
+    import threading
+
+    from selah.runtime import TorchThread
+
+    runner = TorchThread()
+    ran_on = _on_threads(lambda: runner.run(threading.get_ident), 3)
+    assert len(set(ran_on)) == 1  # three callers, one torch thread
+    assert ran_on[0] not in (threading.get_ident(), None)
+    assert runner.run(threading.get_ident) == threading.get_ident()  # the main thread: inline
+    # A call made from the torch thread itself runs there at once (no deadlock on itself).
+    nested = _on_threads(lambda: runner.run(lambda: runner.run(threading.get_ident)), 1)
+    assert nested == ran_on[:1]
+
+
+def test_the_torch_thread_hands_back_results_and_exceptions_and_keeps_torch_s_threads():
+    from selah.runtime import TorchThread
+
+    runner = TorchThread()
+    assert _on_threads(lambda: runner.run(lambda a, b=0: a + b, 2, b=3), 1) == [5]
+
+    def fails():
+        raise ValueError("no such song")
+
+    def caught():
+        try:
+            runner.run(fails)
+        except ValueError as exc:
+            return str(exc)
+
+    assert _on_threads(caught, 1) == ["no such song"]
+    assert _on_threads(lambda: runner.run(torch.get_num_threads), 1) == [torch.get_num_threads()]
