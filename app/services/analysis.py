@@ -163,7 +163,8 @@ class AnalysisService:
             for index, result in zip(group, fresh):
                 results[index] = result
                 lyrics = songs[index]["lyrics"]
-                if self.result_cache is not None and result.is_successful() and _analysable(lyrics):
+                if (self.result_cache is not None and self.result_cache.size > 0
+                        and result.is_successful() and _analysable(lyrics)):
                     self.result_cache.put((lyrics_hash(lyrics), version), result.to_dict())
         return results  # type: ignore[return-value]
 

@@ -7,7 +7,7 @@ input coercion, the never-raise guarantee and the per-class singleton (loaded by
 
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol, runtime_checkable
 
@@ -200,11 +200,22 @@ class AnalysisResult:
         }
 
     def to_dict(self) -> dict:
-        """The JSON form every route returns (timestamp as ISO 8601 with its zone)."""
-        data = asdict(self)
+        """The JSON form every route returns (timestamp as ISO 8601 with its zone): a copy of
+        every field, nested dicts and lists copied too (what `dataclasses.asdict` gives, without
+        its deep copy of every leaf: a result's leaves are strings and numbers)."""
+        data = {name: _copied(getattr(self, name)) for name in self.__dataclass_fields__}
         data["timestamp"] = self.timestamp.isoformat()
         data["recommendation"] = self.get_recommendation()
         return data
+
+
+def _copied(value):
+    """`value` with its dicts, lists and tuples copied, at every depth."""
+    if isinstance(value, dict):
+        return {key: _copied(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copied(item) for item in value)
+    return value
 
 
 def no_lyrics_result(title: str, artist: str, lyrics: str, user_id: int | None) -> AnalysisResult:

@@ -187,6 +187,7 @@ class GPTOSSChristianAnalyzer(BaseAnalyzer):
             model, featurizer, manifest, sha = load_checkpoint(spec.checkpoint, spec.device)
             analyzer = cls(model, featurizer, manifest, sha, spec.checkpoint.path, spec.device,
                            spec.batch_size, fallback)
+        analyzer.heap.trim()
         return analyzer
 
     @classmethod

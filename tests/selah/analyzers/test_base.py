@@ -78,6 +78,21 @@ def test_to_dict_has_every_field_and_an_aware_timestamp():
     assert data["recommendation"] == recommendation(data["scoring_results"]["final_score"])
 
 
+def test_to_dict_is_asdict_and_a_copy_that_leaves_the_result_as_it_was():
+    from dataclasses import asdict
+
+    result = _results()["model"]
+    data = result.to_dict()
+    expected = asdict(result)
+    expected["timestamp"] = result.timestamp.isoformat()
+    expected["recommendation"] = result.get_recommendation()
+    assert data == expected
+    data["scoring_results"]["final_score"] = -1.0
+    data["biblical_analysis"].setdefault("themes", []).append({"theme": "added"})
+    assert result.get_final_score() != -1.0
+    assert {"theme": "added"} not in result.get_biblical_themes()
+
+
 def test_from_dict_round_trips():
     result = _results()["model"]
     assert AnalysisResult.from_dict(result.to_dict()) == result

@@ -304,3 +304,24 @@ def test_the_compiled_runtime_serves_the_int8_answers_alone_or_in_any_batch(anal
     for got, want in zip(together, analyzer.analyze_songs_batch(SONGS)):
         assert legacy_columns(got)["verdict"] == legacy_columns(want)["verdict"]
         assert got.get_final_score() == pytest.approx(want.get_final_score(), abs=1.0)
+
+
+def test_a_load_trims_the_heap_its_calibration_left(int8_checkpoint, monkeypatch):
+    from selah.runtime import HeapTrimmer
+
+    calls = []
+    monkeypatch.setattr(HeapTrimmer, "trim", lambda self: calls.append(self))
+    served = GPTOSSChristianAnalyzer.from_config(config(int8_checkpoint))
+    assert calls == [served.heap]
+
+
+def test_a_trim_now_starts_the_count_again():
+    from selah.runtime import HeapTrimmer
+
+    calls = []
+    trimmer = HeapTrimmer(every_chars=100)
+    trimmer._trim = calls.append
+    trimmer.analysed(60)
+    trimmer.trim()
+    trimmer.analysed(60)  # 60 since the trim: not yet
+    assert calls == [0] and trimmer.trims == 1 and trimmer.pending == 60
