@@ -59,11 +59,10 @@ def comparable(result) -> dict:
 def reference_rate(analyzer, songs: list[dict], batch_size: int = 16) -> float:
     """Songs per minute of a plain float32 transformers model (the analyzer's architecture and
     dequantized weights) over `songs`, `batch_size` a batch padded to the longest window."""
-    import copy
-
     import torch
     from transformers import AutoConfig, AutoModel
 
+    from selah.checkpoint import load_checkpoint, open_checkpoint
     from selah.int8 import Int8Embedding, apply_runtime
     from selah.student import Featurizer
 
@@ -71,9 +70,11 @@ def reference_rate(analyzer, songs: list[dict], batch_size: int = 16) -> float:
     values = dict(description)
     config = AutoConfig.for_model(values.pop("model_type"), **values)
     model = AutoModel.from_config(config).eval()
-    # The float32 runtime's weights (`selah.int8.DequantizedLinear`), the embedding rows
-    # dequantized the same way.
-    backbone = apply_runtime(copy.deepcopy(analyzer.model), "float32").backbone
+    # The float32 runtime's weights (`selah.int8.DequantizedLinear`) of the INT8 checkpoint as
+    # loaded (the analyzer's own model has its runtime's layers), the embedding rows dequantized
+    # the same way.
+    int8_model = load_checkpoint(open_checkpoint(analyzer.path), "cpu")[0]
+    backbone = apply_runtime(int8_model, "float32").backbone
     state = backbone.state_dict()
     for name, module in backbone.named_modules():
         if isinstance(module, Int8Embedding):

@@ -238,29 +238,28 @@ def _onednn_linear() -> bool:
 
 def bf16_row_floor(layer: "DequantizedLinear", rows: Sequence[int]) -> int:
     """The fewest of `rows` (the row counts a forward pass can have) from which the bf16 GEMM of
-    `layer` gives each row exactly what the largest of `rows` gives it: random inputs through
-    every row count, compared bit for bit (the kernel oneDNN picks depends on the shape, the
-    post-op and the thread count, not on the values). Cached per shape, post-op and thread
-    count."""
+    `layer` gives each row exactly what the largest of `rows` gives it: random inputs (and
+    residuals, for a layer that adds one) through every row count, compared bit for bit (the
+    kernel oneDNN picks depends on the shape, the post-ops and the thread count, not on the
+    values). Cached per shape, post-ops and thread count."""
     rows = sorted(set(rows))
-    key = (layer.out_features, layer.in_features, layer.activation, torch.get_num_threads(),
-           tuple(rows))
+    key = (layer.out_features, layer.in_features, layer.activation, layer.adds_residual,
+           torch.get_num_threads(), tuple(rows))
     if key not in _FLOORS:
         generator = torch.Generator().manual_seed(0)
         x = torch.randn(rows[-1], layer.in_features, generator=generator).to(layer.weight.dtype)
+        residual = (torch.randn(rows[-1], layer.out_features, generator=generator)
+                    .to(layer.weight.dtype) if layer.adds_residual else None)
+
+        def run(count: int) -> torch.Tensor:
+            return layer.gemm(x[:count], None if residual is None else residual[:count])
+
         with torch.inference_mode():
-            want = layer.gemm(x)
+            want = run(rows[-1])
             differing = [i for i, count in enumerate(rows[:-1])
-                         if not torch.equal(layer.gemm(x[:count]), want[:count])]
+                         if not torch.equal(run(count), want[:count])]
         _FLOORS[key] = rows[differing[-1] + 1] if differing else rows[0]
     return _FLOORS[key]
-
-
-def _exact_gelu(module: nn.Module | None) -> bool:
-    """Whether `module` is the exact (erf) GELU: torch's, or transformers' `GELUActivation`."""
-    if isinstance(module, nn.GELU):
-        return module.approximate == "none"
-    return type(module).__name__ == "GELUActivation" and getattr(module, "act", None) is F.gelu
 
 
 class DequantizedLinear(nn.Module):
@@ -268,51 +267,72 @@ class DequantizedLinear(nn.Module):
     SmoothQuant factors folded in), inputs cast to `dtype`, outputs back to the inputs' dtype.
 
     In bf16 on the CPU the GEMM is oneDNN's with the weight prepacked once (reordered to the
-    kernel's blocked layout on first use instead of at every call) and, where `activation` is
-    `"gelu"`, the exact GELU fused into it (computed on the float32 accumulator, one rounding to
-    bf16 instead of two); each GEMM has at least `min_rows` rows (zero rows added, then dropped;
-    see `bf16_row_floor`), so that a row's result never depends on how many rows came with it."""
+    kernel's blocked layout on first use instead of at every call), and it can take what follows
+    it (`selah.fused`): with `activation` `"gelu"` the exact GELU, with `adds_residual` the
+    residual passed to `forward`, both computed on the float32 accumulator (one rounding to bf16
+    instead of two). Each GEMM has at least `min_rows` rows (zero rows added, then dropped; see
+    `bf16_row_floor`), so that a row's result never depends on how many rows came with it."""
 
-    def __init__(self, int8_linear: nn.Module, dtype: torch.dtype):
+    def __init__(self, int8_linear: nn.Module | None, dtype: torch.dtype,
+                 weight: torch.Tensor | None = None, bias: torch.Tensor | None = None):
         super().__init__()
-        weight = int8_linear.dequantized()
-        if int8_linear.input_smooth is not None:  # stored W * s for inputs x / s
-            weight = weight / int8_linear.input_smooth.float().unsqueeze(0)
-        self.in_features, self.out_features = int8_linear.in_features, int8_linear.out_features
+        if int8_linear is not None:
+            weight, bias = int8_linear.dequantized(), int8_linear.bias
+            if int8_linear.input_smooth is not None:  # stored W * s for inputs x / s
+                weight = weight / int8_linear.input_smooth.float().unsqueeze(0)
+        self.out_features, self.in_features = weight.shape
         self.register_buffer("weight", weight.to(dtype))
-        bias = int8_linear.bias
         self.register_buffer("bias", None if bias is None else bias.float().to(dtype))
         self.min_rows = MIN_BF16_ROWS if dtype == torch.bfloat16 else 0
         self.activation: str | None = None  # "gelu": this layer's output goes through GELU
+        self.adds_residual = False  # True: `forward` takes a residual to add to the output
         self._packed: torch.Tensor | None = None  # oneDNN's layout of `weight`, made on first use
+
+    @classmethod
+    def stacked(cls, layers: Sequence["DequantizedLinear"]) -> "DequantizedLinear":
+        """One layer computing `layers` (same inputs) side by side: their weights stacked by
+        output, their outputs concatenated in that order."""
+        weight = torch.cat([layer.weight for layer in layers])
+        biases = [layer.bias for layer in layers]
+        bias = None if any(b is None for b in biases) else torch.cat(biases)
+        return cls(None, weight.dtype, weight, bias)
 
     def __getstate__(self) -> dict:  # a oneDNN tensor cannot be copied: the copy packs anew
         return {**self.__dict__, "_packed": None}
 
-    def gemm(self, rows: torch.Tensor) -> torch.Tensor:
-        """`rows` [n, in] in the weight's dtype through the layer (and its `activation`)."""
+    def gemm(self, rows: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """`rows` [n, in] in the weight's dtype through the layer, then its `activation`, plus
+        `residual` [n, out] where given."""
         if self.weight.dtype == torch.bfloat16 and rows.device.type == "cpu" and _onednn_linear():
             if self._packed is None or self._packed.size() != self.weight.size():
                 self._packed = torch.ops.mkldnn._reorder_linear_weight(self.weight, MIN_BF16_ROWS)
-            return torch.ops.mkldnn._linear_pointwise(
+            if residual is not None and self.activation is None:
+                return torch.ops.mkldnn._linear_pointwise.binary(rows, residual, self._packed,
+                                                                 self.bias, "add")
+            out = torch.ops.mkldnn._linear_pointwise(
                 rows, self._packed, self.bias, self.activation or "none", [],
                 "none" if self.activation == "gelu" else "")
-        out = F.linear(rows, self.weight, self.bias)
-        return F.gelu(out) if self.activation == "gelu" else out
+        else:
+            out = F.linear(rows, self.weight, self.bias)
+            out = F.gelu(out) if self.activation == "gelu" else out
+        return out if residual is None else out + residual
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         rows = x.reshape(-1, x.size(-1)).to(self.weight.dtype)
+        extra = None if residual is None else residual.reshape(-1, self.out_features).to(
+            self.weight.dtype)
         short = self.min_rows - rows.size(0)
         if short > 0 and self.weight.device.type == "cpu":
-            out = self.gemm(F.pad(rows, (0, 0, 0, short)))[:rows.size(0)]
+            padded = None if extra is None else F.pad(extra, (0, 0, 0, short))
+            out = self.gemm(F.pad(rows, (0, 0, 0, short)), padded)[:rows.size(0)]
         else:
-            out = self.gemm(rows)
+            out = self.gemm(rows, extra)
         return out.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"dtype={self.weight.dtype}, min_rows={self.min_rows}, "
-                f"activation={self.activation}")
+                f"activation={self.activation}, adds_residual={self.adds_residual}")
 
 
 def cast_floats(model: nn.Module, dtype: torch.dtype) -> None:
@@ -341,10 +361,9 @@ def apply_runtime(model: nn.Module, runtime: str, rows: Sequence[int] = ()) -> n
     backbone with `torch.compile` (dynamic shapes; compiled on the first pass of each window
     length); `bf16` and `float32` replace each `Int8Linear` by a `DequantizedLinear`, and `bf16`
     runs the whole backbone in bf16 (LayerNorms, attention, embeddings; the pooling and heads
-    stay float32), with the exact GELU that follows a layer (the BERT family's
-    `intermediate_act_fn`) fused into its GEMM and each GEMM padded to its `bf16_row_floor` over
-    `rows` (the row counts a pass can have; without them, `MIN_BF16_ROWS`). Expert tensors
-    (gpt-oss) keep their own INT8 path."""
+    stay float32), with the BERT family's layers fused where they can be (`selah.fused`) and
+    each GEMM padded to its `bf16_row_floor` over `rows` (the row counts a pass can have;
+    without them, `MIN_BF16_ROWS`). Expert tensors (gpt-oss) keep their own INT8 path."""
     if runtime in ("int8", "dequantized"):
         return model
     if runtime == "int8-compiled":
@@ -355,16 +374,14 @@ def apply_runtime(model: nn.Module, runtime: str, rows: Sequence[int] = ()) -> n
     dtype = torch.bfloat16 if runtime == "bf16" else torch.float32
     for name, module in list(model.named_modules()):
         if isinstance(module, Int8Linear):
-            dequantized = DequantizedLinear(module, dtype)
-            owner, _, attribute = name.rpartition(".")
-            parent = model.get_submodule(owner)
-            if (runtime == "bf16" and attribute == "dense"
-                    and _exact_gelu(getattr(parent, "intermediate_act_fn", None))):
-                dequantized.activation = "gelu"
-                parent.intermediate_act_fn = nn.Identity()
-            if runtime == "bf16" and rows:
-                dequantized.min_rows = bf16_row_floor(dequantized, rows)
-            set_module(model, name, dequantized)
+            set_module(model, name, DequantizedLinear(module, dtype))
     if runtime == "bf16":
+        from selah.fused import fuse_bert_layers
+
+        fuse_bert_layers(model.backbone)
         cast_floats(model.backbone, dtype)
+        if rows:
+            for module in model.modules():
+                if isinstance(module, DequantizedLinear):
+                    module.min_rows = bf16_row_floor(module, rows)
     return model
