@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selah.runtime import trim_heap
+
 # The manifest's quantization method per activation mode (weights are int8 in both).
 QUANT_METHODS = {"int8": "int8-w8a8-dynamic-per-token", "float": "int8-weight-only"}
 ACTIVATION_MODES = ("int8", "float")
@@ -254,11 +256,17 @@ def bf16_row_floor(layer: "DequantizedLinear", rows: Sequence[int]) -> int:
         def run(count: int) -> torch.Tensor:
             return layer.gemm(x[:count], None if residual is None else residual[:count])
 
+        differing = []
         with torch.inference_mode():
             want = run(rows[-1])
-            differing = [i for i, count in enumerate(rows[:-1])
-                         if not torch.equal(run(count), want[:count])]
+            for i, count in enumerate(rows[:-1]):
+                if not torch.equal(run(count), want[:count]):
+                    differing.append(i)
+                if i % 16 == 15:  # each row count's output is a new block: give the heap back
+                    trim_heap()
         _FLOORS[key] = rows[differing[-1] + 1] if differing else rows[0]
+        del x, residual, want
+        trim_heap()
     return _FLOORS[key]
 
 

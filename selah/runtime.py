@@ -218,6 +218,13 @@ class TorchThread:
 TORCH_THREAD = TorchThread()
 
 
+def trim_heap() -> None:
+    """glibc's `malloc_trim(0)` now (nothing where there is no glibc)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 def _malloc_trim():
     if not sys.platform.startswith("linux"):
         return None
