@@ -8,7 +8,8 @@ random tokens, median of `--repeats` passes after a warm-up) through
   for the CPU with f32 and bf16 inference precision, and the same model with the int8 weights
   kept as int8 constants (OpenVINO's compressed weights), with and without its dynamic
   quantization of activations;
-- ONNX Runtime (if installed, with `onnx`): the float32 model exported by `torch.onnx.export`.
+- ONNX Runtime (if installed, with `onnx`): the float32 model exported by `torch.onnx.export`,
+  and the same graph with ONNX Runtime's dynamic int8 quantization (`quantize_dynamic`).
 Each is reported with its time, the ratio to torch float32 in this run, and the cosine and
 largest difference of its hidden states to torch float32's. Also: the CPU flags that decide the
 runtime and one linear layer's GEMM (4096 x 384 x 1536) in float32, bf16 and int8.
@@ -159,15 +160,32 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import onnxruntime as ort
 
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        class Hidden(torch.nn.Module):  # positional inputs, one tensor out: what export takes
+            def __init__(self, model):
+                super().__init__()
+                self.model = model
+
+            def forward(self, input_ids, attention_mask):
+                return self.model(input_ids=input_ids,
+                                  attention_mask=attention_mask).last_hidden_state
+
         with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "backbone.onnx"
-            torch.onnx.export(float_model, (), str(path), kwargs=inputs, dynamo=False,
+            path, quantized = Path(folder) / "backbone.onnx", Path(folder) / "backbone-int8.onnx"
+            torch.onnx.export(Hidden(float_model), (ids, mask), str(path), dynamo=False,
                               input_names=["input_ids", "attention_mask"],
-                              output_names=["last_hidden_state"])
-            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+                              output_names=["last_hidden_state"],
+                              dynamic_axes={name: {0: "windows", 1: "tokens"} for name in
+                                            ("input_ids", "attention_mask",
+                                             "last_hidden_state")})
+            quantize_dynamic(str(path), str(quantized), weight_type=QuantType.QInt8)
             feed = {k: v.numpy() for k, v in inputs.items()}
-            record(f"ONNX Runtime {ort.__version__} float32",
-                   lambda: torch.from_numpy(session.run(None, feed)[0]))
+            for label, model_path in (("float32", path), ("dynamic int8", quantized)):
+                session = ort.InferenceSession(str(model_path),
+                                               providers=["CPUExecutionProvider"])
+                record(f"ONNX Runtime {ort.__version__} {label}",
+                       lambda s=session: torch.from_numpy(s.run(None, feed)[0]))
     except Exception as exc:  # noqa: BLE001 - an exporter or runtime that is missing or fails
         rows["ONNX Runtime"] = f"not measured ({type(exc).__name__}: {str(exc)[:200]})"
     base = rows["torch float32"]["ms"]
