@@ -23,8 +23,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from selah.runtime import trim_heap
-
 # The manifest's quantization method per activation mode (weights are int8 in both).
 QUANT_METHODS = {"int8": "int8-w8a8-dynamic-per-token", "float": "int8-weight-only"}
 ACTIVATION_MODES = ("int8", "float")
@@ -225,10 +223,9 @@ def build_int8_student(description: dict, quantization: dict, state: dict) -> nn
 # oneDNN's AMX bf16 kernels reduce a GEMM of few rows in another order than one of many (seen
 # here: row counts under 768 for K >= 768, none for K = 384), so a window's numbers would change
 # with the number of windows beside it. A bf16 GEMM on the CPU is therefore padded with zero rows
-# to a floor found at load for its shape (`bf16_row_floor`), or to this many when no row counts
-# were given to calibrate on.
+# to a floor found at load for its shape (`selah.floors.bf16_row_floor`), or to this many when
+# no row counts were given to calibrate on.
 MIN_BF16_ROWS = 1024
-_FLOORS: dict[tuple, int] = {}
 
 
 def _onednn_linear() -> bool:
@@ -236,38 +233,6 @@ def _onednn_linear() -> bool:
     builds of PyPI have; a build without mkldnn has not)."""
     return bool(torch.backends.mkldnn.is_available()) and hasattr(torch.ops.mkldnn,
                                                                   "_linear_pointwise")
-
-
-def bf16_row_floor(layer: "DequantizedLinear", rows: Sequence[int]) -> int:
-    """The fewest of `rows` (the row counts a forward pass can have) from which the bf16 GEMM of
-    `layer` gives each row exactly what the largest of `rows` gives it: random inputs (and
-    residuals, for a layer that adds one) through every row count, compared bit for bit (the
-    kernel oneDNN picks depends on the shape, the post-ops and the thread count, not on the
-    values). Cached per shape, post-ops and thread count."""
-    rows = sorted(set(rows))
-    key = (layer.out_features, layer.in_features, layer.activation, layer.adds_residual,
-           torch.get_num_threads(), tuple(rows))
-    if key not in _FLOORS:
-        generator = torch.Generator().manual_seed(0)
-        x = torch.randn(rows[-1], layer.in_features, generator=generator).to(layer.weight.dtype)
-        residual = (torch.randn(rows[-1], layer.out_features, generator=generator)
-                    .to(layer.weight.dtype) if layer.adds_residual else None)
-
-        def run(count: int) -> torch.Tensor:
-            return layer.gemm(x[:count], None if residual is None else residual[:count])
-
-        differing = []
-        with torch.inference_mode():
-            want = run(rows[-1])
-            for i, count in enumerate(rows[:-1]):
-                if not torch.equal(run(count), want[:count]):
-                    differing.append(i)
-                if i % 16 == 15:  # each row count's output is a new block: give the heap back
-                    trim_heap()
-        _FLOORS[key] = rows[differing[-1] + 1] if differing else rows[0]
-        del x, residual, want
-        trim_heap()
-    return _FLOORS[key]
 
 
 class DequantizedLinear(nn.Module):
@@ -279,7 +244,8 @@ class DequantizedLinear(nn.Module):
     it (`selah.fused`): with `activation` `"gelu"` the exact GELU, with `adds_residual` the
     residual passed to `forward`, both computed on the float32 accumulator (one rounding to bf16
     instead of two). Each GEMM has at least `min_rows` rows (zero rows added, then dropped; see
-    `bf16_row_floor`), so that a row's result never depends on how many rows came with it."""
+    `selah.floors.bf16_row_floor`), so that a row's result never depends on how many rows came
+    with it."""
 
     def __init__(self, int8_linear: nn.Module | None, dtype: torch.dtype,
                  weight: torch.Tensor | None = None, bias: torch.Tensor | None = None):
@@ -370,8 +336,9 @@ def apply_runtime(model: nn.Module, runtime: str, rows: Sequence[int] = ()) -> n
     length); `bf16` and `float32` replace each `Int8Linear` by a `DequantizedLinear`, and `bf16`
     runs the whole backbone in bf16 (LayerNorms, attention, embeddings; the pooling and heads
     stay float32), with the BERT family's layers fused where they can be (`selah.fused`) and
-    each GEMM padded to its `bf16_row_floor` over `rows` (the row counts a pass can have;
-    without them, `MIN_BF16_ROWS`). Expert tensors (gpt-oss) keep their own INT8 path."""
+    each GEMM padded to its `selah.floors.bf16_row_floor` over `rows` (the row counts a pass
+    can have; without them, `MIN_BF16_ROWS`). Expert tensors (gpt-oss) keep their own INT8
+    path."""
     if runtime in ("int8", "dequantized"):
         return model
     if runtime == "int8-compiled":
@@ -384,6 +351,7 @@ def apply_runtime(model: nn.Module, runtime: str, rows: Sequence[int] = ()) -> n
         if isinstance(module, Int8Linear):
             set_module(model, name, DequantizedLinear(module, dtype))
     if runtime == "bf16":
+        from selah.floors import bf16_row_floor
         from selah.fused import fuse_bert_layers
 
         fuse_bert_layers(model.backbone)

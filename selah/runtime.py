@@ -15,11 +15,11 @@ The runtime (`GPTOSS_RUNTIME`) is derived from the INT8 checkpoint in memory at 
   loads reuse inductor's cache), so it is never picked by `auto`.
 - `bf16`: the int8 weights dequantized once to bfloat16 (SmoothQuant factors folded in) and the
   whole backbone run in bf16 (oneDNN GEMMs with float32 accumulation on weights prepacked once,
-  the exact GELU fused into the GEMM before it, attention, LayerNorms); pooling and heads stay
-  float32. Each GEMM is padded to a row count found at load from which
-  oneDNN's kernel, and so a row's result, no longer depends on the number of rows
-  (`selah.int8.bf16_row_floor`). Chosen where the CPU has AMX bf16 tiles, on which it is about
-  4x float32; without them (AVX-512 BF16 alone) it is slower than `int8`.
+  the BERT family's layers fused (`selah.fused`), attention, LayerNorms); pooling and heads stay
+  float32. Each GEMM is padded to a row count from which oneDNN's kernel, and so a row's result,
+  no longer depends on the number of rows, calibrated once per machine and GEMM and kept on disk
+  (`selah.floors`). Chosen where the CPU has AMX bf16 tiles, on which it is about 4x float32;
+  without them (AVX-512 BF16 alone) it is slower than `int8`.
 - `float32`: the int8 weights dequantized once to float32: the reference the others are measured
   against (`scripts/bench_analyzer.py --runtimes`). Not batch-invariant: a float32 GEMM may
   round a row differently with the number of rows, so a song's last bits can change with its

@@ -2,6 +2,7 @@
 shared data file, chat-template tokenizers, and tiny INT8 checkpoints (`tests/checkpoints.py`)."""
 
 import os
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -17,6 +18,10 @@ from tests.training.gptoss_models import write_tiny_gptoss
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATES = REPO / "tests" / "training" / "fixtures" / "templates"
+# The bf16 runtime's row floors (`selah.floors`) go to a file of this run's own, shared with the
+# processes it starts: a test never reads floors that another run or a service wrote.
+os.environ["SELAH_FLOOR_CACHE"] = str(Path(tempfile.mkdtemp(prefix="selah-floors-"))
+                                      / "bf16-row-floors.json")
 
 
 class TestConfig(Config):

@@ -86,7 +86,8 @@ def test_a_bf16_gemm_row_is_the_same_whatever_the_row_count_from_its_floor(shape
     """Whatever floor oneDNN's kernels need on this CPU (AMX tiles reduce small GEMMs in another
     order; other CPUs may need none), every row count a pass can have, padded to the floor,
     gives each row the bits it gets in the largest pass, with a fused GELU or residual too."""
-    from selah.int8 import DequantizedLinear, bf16_row_floor
+    from selah.floors import bf16_row_floor
+    from selah.int8 import DequantizedLinear
 
     out_features, in_features = shape
     counts = _pass_counts()

@@ -1,0 +1,123 @@
+"""The row floors of the bf16 runtime's GEMMs: calibrated once per CPU, torch build, thread
+count and GEMM, then kept in memory and on disk.
+
+oneDNN's AMX bf16 kernels reduce a GEMM of few rows in another order than one of many (seen on
+the 2-core machines here: row counts under 512-768 for K >= 768, none for K = 384), so a
+window's numbers would change with the number of windows beside it. Each bf16 GEMM on the CPU is
+therefore padded with zero rows to a floor from which its results no longer depend on the row
+count (`bf16_row_floor`). Finding a floor runs the GEMM at every row count a pass can have, about
+7 s for the shipped student's five kinds of GEMM, so floors are kept in a JSON file keyed by
+everything that decides the kernel: the CPU's model and flags, torch's version (which fixes the
+oneDNN it bundles), the thread count, the GEMM's shape and post-ops, and the row counts. The file is
+`$SELAH_FLOOR_CACHE`, else `~/.cache/selah/bf16-row-floors.json`; an empty `SELAH_FLOOR_CACHE`
+turns the file off. A file that cannot be read or written is ignored (the floors are calibrated
+again); nothing in it is shipped.
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from selah.runtime import CPUINFO, cpu_flags, trim_heap
+
+_FLOORS: dict[str, int] = {}
+
+
+def cache_file() -> Path | None:
+    """Where the floors are kept on disk (None: not on disk)."""
+    configured = os.environ.get("SELAH_FLOOR_CACHE")
+    if configured is not None:
+        return Path(configured).expanduser() if configured.strip() else None
+    return Path.home() / ".cache" / "selah" / "bf16-row-floors.json"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in CPUINFO.read_text(encoding="utf-8", errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                return value.strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def floor_key(layer, rows: Sequence[int]) -> str:
+    """The key of `layer`'s floor over `rows`: what decides the kernel oneDNN runs."""
+    flags = hashlib.sha256(" ".join(sorted(cpu_flags())).encode()).hexdigest()[:16]
+    counts = hashlib.sha256(",".join(map(str, rows)).encode()).hexdigest()[:16]
+    return (f"{_cpu_model()} flags={flags} torch={torch.__version__} "  # its oneDNN with it
+            f"threads={torch.get_num_threads()} gemm={layer.out_features}x{layer.in_features} "
+            f"{layer.weight.dtype} activation={layer.activation} residual={layer.adds_residual} "
+            f"rows={counts}")
+
+
+def _read(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, int)} if isinstance(data, dict) else {}
+
+
+def _write(path: Path, key: str, floor: int) -> None:
+    """Add `key` to the file, written whole to a temporary file and renamed over it (a reader
+    never sees half a file; of two writers at once the later wins, the other's floor is found
+    again next time)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {**_read(path), key: floor}
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=path.name, suffix=".tmp",
+                                         delete=False, encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1, sort_keys=True)
+        os.replace(handle.name, path)
+    except OSError:
+        pass
+
+
+def calibrate(layer, rows: Sequence[int]) -> int:
+    """The fewest of `rows` from which `layer.gemm` gives each row exactly what the largest of
+    `rows` gives it: random inputs (and residuals, for a layer that adds one) through every row
+    count, compared bit for bit (the kernel depends on the shape, the post-ops and the thread
+    count, not on the values)."""
+    rows = sorted(set(rows))
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(rows[-1], layer.in_features, generator=generator).to(layer.weight.dtype)
+    residual = (torch.randn(rows[-1], layer.out_features, generator=generator)
+                .to(layer.weight.dtype) if layer.adds_residual else None)
+
+    def run(count: int) -> torch.Tensor:
+        return layer.gemm(x[:count], None if residual is None else residual[:count])
+
+    differing = []
+    with torch.inference_mode():
+        want = run(rows[-1])
+        for i, count in enumerate(rows[:-1]):
+            if not torch.equal(run(count), want[:count]):
+                differing.append(i)
+            if i % 16 == 15:  # each row count's output is a new block: give the heap back
+                trim_heap()
+    return rows[differing[-1] + 1] if differing else rows[0]
+
+
+def bf16_row_floor(layer, rows: Sequence[int]) -> int:
+    """`layer`'s floor over `rows` (a `selah.int8.DequantizedLinear`; `rows` the row counts a
+    forward pass can have): from memory, else from the file, else calibrated and kept in both."""
+    rows = sorted(set(rows))
+    key = floor_key(layer, rows)
+    if key not in _FLOORS:
+        path = cache_file()
+        stored = _read(path).get(key) if path is not None else None
+        if stored in rows:
+            _FLOORS[key] = stored
+        else:
+            _FLOORS[key] = calibrate(layer, rows)
+            trim_heap()  # what the calibration's tensors held, now freed
+            if path is not None:
+                _write(path, key, _FLOORS[key])
+    return _FLOORS[key]
