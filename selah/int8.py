@@ -220,11 +220,8 @@ def build_int8_student(description: dict, quantization: dict, state: dict) -> nn
     return model.eval()
 
 
-# oneDNN's AMX bf16 kernels reduce a GEMM of few rows in another order than one of many (seen
-# here: row counts under 768 for K >= 768, none for K = 384), so a window's numbers would change
-# with the number of windows beside it. A bf16 GEMM on the CPU is therefore padded with zero rows
-# to a floor found at load for its shape (`selah.floors.bf16_row_floor`), or to this many when
-# no row counts were given to calibrate on.
+# A bf16 GEMM on the CPU is padded with zero rows to its floor (`selah.floors`: why, and how it
+# is found), or to this many rows where no row counts were given to calibrate on.
 MIN_BF16_ROWS = 1024
 
 
@@ -233,6 +230,14 @@ def _onednn_linear() -> bool:
     builds of PyPI have; a build without mkldnn has not)."""
     return bool(torch.backends.mkldnn.is_available()) and hasattr(torch.ops.mkldnn,
                                                                   "_linear_pointwise")
+
+
+def _version(tensor: torch.Tensor) -> int | None:
+    """How many times `tensor` was changed in place (None for an inference tensor: not kept)."""
+    try:
+        return tensor._version
+    except RuntimeError:
+        return None
 
 
 class DequantizedLinear(nn.Module):
@@ -261,6 +266,7 @@ class DequantizedLinear(nn.Module):
         self.activation: str | None = None  # "gelu": this layer's output goes through GELU
         self.adds_residual = False  # True: `forward` takes a residual to add to the output
         self._packed: torch.Tensor | None = None  # oneDNN's layout of `weight`, made on first use
+        self._packed_from: tuple = ()  # the weight it was made from (storage, version)
 
     @classmethod
     def stacked(cls, layers: Sequence["DequantizedLinear"]) -> "DequantizedLinear":
@@ -278,8 +284,10 @@ class DequantizedLinear(nn.Module):
         """`rows` [n, in] in the weight's dtype through the layer, then its `activation`, plus
         `residual` [n, out] where given."""
         if self.weight.dtype == torch.bfloat16 and rows.device.type == "cpu" and _onednn_linear():
-            if self._packed is None or self._packed.size() != self.weight.size():
+            source = (self.weight.data_ptr(), _version(self.weight))
+            if self._packed is None or self._packed_from != source:  # none yet, or a new weight
                 self._packed = torch.ops.mkldnn._reorder_linear_weight(self.weight, MIN_BF16_ROWS)
+                self._packed_from = source
             if residual is not None and self.activation is None:
                 return torch.ops.mkldnn._linear_pointwise.binary(rows, residual, self._packed,
                                                                  self.bias, "add")

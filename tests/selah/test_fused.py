@@ -95,3 +95,19 @@ def test_a_backbone_with_int8_layers_is_left_as_it_is(int8_checkpoint):
     model = load_checkpoint(int8_checkpoint)[0]  # the int8 runtime: Int8Linear, not bf16
     assert fuse_bert_layers(model.backbone) == 0
     assert not any(isinstance(m, (FusedSelfAttention, FusedOutput)) for m in model.modules())
+
+
+def test_a_new_weight_is_packed_anew():
+    layer = _bf16_layer(32, 16, seed=5)
+    x = torch.randn(64, 32).bfloat16()
+
+    def expected() -> torch.Tensor:
+        return F.linear(x.float(), layer.weight.float(), layer.bias.float())
+
+    with torch.inference_mode():
+        layer(x)  # packs the weight
+        layer.weight.mul_(2)  # in place: the same storage, a new version
+        doubled = layer(x).float()
+        assert torch.allclose(doubled, expected(), rtol=2.0 ** -7, atol=0.05)
+        layer.weight = torch.zeros_like(layer.weight)  # another tensor altogether
+        assert torch.equal(layer(x), layer.bias.expand(64, 16))
