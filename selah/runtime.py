@@ -183,8 +183,11 @@ class TorchThread:
     [512, 384] took 11 us from one thread and 83 us once a second thread had run torch, and a
     single song 25.6 ms on the main thread against 32.3 ms from a request thread. A web server's
     request and job threads would each leave a team behind; funnelled through this one thread,
-    the process keeps a single team. The main thread runs its calls itself (a command-line run,
-    a benchmark, a test: there the main thread is the one that runs torch)."""
+    the process keeps a single team. Calls are served one at a time, in the order they come (two
+    passes at once would only share the same cores): a request waits at most for the pass in
+    progress, a job's one song or an inline batch's group. The main thread runs its calls
+    itself (a command-line run, a benchmark, a test: there the main thread is the one that runs
+    torch)."""
 
     def __init__(self):
         self._lock = threading.Lock()
