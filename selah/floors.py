@@ -14,6 +14,7 @@ turns the file off. A file that cannot be read or written is ignored (the floors
 again); nothing in it is shipped.
 """
 
+import functools
 import hashlib
 import json
 import os
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from selah.runtime import CPUINFO, cpu_flags, trim_heap
+from selah.runtime import cpu_flags, cpuinfo_field, trim_heap
 
 _FLOORS: dict[str, int] = {}
 
@@ -36,25 +37,20 @@ def cache_file() -> Path | None:
     return Path.home() / ".cache" / "selah" / "bf16-row-floors.json"
 
 
-def _cpu_model() -> str:
-    try:
-        for line in CPUINFO.read_text(encoding="utf-8", errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                return value.strip()
-    except OSError:
-        pass
-    return "unknown CPU"
+@functools.cache
+def _machine() -> str:
+    """The part of every key that is this process's for good: CPU model and flags, torch."""
+    flags = hashlib.sha256(" ".join(sorted(cpu_flags())).encode()).hexdigest()[:16]
+    model = cpuinfo_field("model name") or "unknown CPU"
+    return f"{model} flags={flags} torch={torch.__version__}"  # its oneDNN comes with it
 
 
 def floor_key(layer, rows: Sequence[int]) -> str:
     """The key of `layer`'s floor over `rows`: what decides the kernel oneDNN runs."""
-    flags = hashlib.sha256(" ".join(sorted(cpu_flags())).encode()).hexdigest()[:16]
     counts = hashlib.sha256(",".join(map(str, rows)).encode()).hexdigest()[:16]
-    return (f"{_cpu_model()} flags={flags} torch={torch.__version__} "  # its oneDNN with it
-            f"threads={torch.get_num_threads()} gemm={layer.out_features}x{layer.in_features} "
-            f"{layer.weight.dtype} activation={layer.activation} residual={layer.adds_residual} "
-            f"rows={counts}")
+    return (f"{_machine()} threads={torch.get_num_threads()} "
+            f"gemm={layer.out_features}x{layer.in_features} {layer.weight.dtype} "
+            f"activation={layer.activation} residual={layer.adds_residual} rows={counts}")
 
 
 def _read(path: Path) -> dict:

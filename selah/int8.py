@@ -17,6 +17,7 @@ On CUDA/MPS the int8 weights are dequantized once and the matmul runs in float. 
 and not another library's: `training.quantize.calibrate`'s module doc.
 """
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -225,6 +226,7 @@ def build_int8_student(description: dict, quantization: dict, state: dict) -> nn
 MIN_BF16_ROWS = 1024
 
 
+@functools.cache
 def _onednn_linear() -> bool:
     """Whether this torch has oneDNN's linear with fused post-ops and prepacked weights (the CPU
     builds of PyPI have; a build without mkldnn has not)."""

@@ -33,6 +33,7 @@ on a CPU, `dequantized` elsewhere) and the reason is kept: the analyzer's info, 
 result snapshot and `/metrics` name the runtime in use.
 """
 
+import functools
 import os
 import sys
 import threading
@@ -96,19 +97,25 @@ class RuntimeChoice:
     reason: str
 
 
+def cpuinfo_field(name: str, cpuinfo: Path = CPUINFO) -> str | None:
+    """The first `name: value` line's value in Linux's `/proc/cpuinfo` (None: no such line, or
+    no such file)."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == name:
+            return value.strip()
+    return None
+
+
 def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
     """The CPU's feature flags as the OS reports them (Linux `/proc/cpuinfo`; empty elsewhere).
     The OS's list is the one that counts: a CPU whose tiles the kernel has not enabled does not
     list `amx_*`, and its AMX instructions fault."""
-    try:
-        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            return frozenset(value.split())
-    return frozenset()
+    return frozenset((cpuinfo_field("flags", cpuinfo) or "").split())
 
 
 def choose_runtime(requested: str | None, device: str,
@@ -228,6 +235,7 @@ def trim_heap() -> None:
         trim(0)
 
 
+@functools.cache
 def _malloc_trim():
     if not sys.platform.startswith("linux"):
         return None
