@@ -156,3 +156,19 @@ def save_config(config: Any, path: str | Path, argv: Sequence[str] | None = None
     body = yaml.safe_dump(dataclasses.asdict(config), sort_keys=False, allow_unicode=True)
     path.write_text(f"# {command}\n{body}", encoding="utf-8")
     return path
+
+
+def stage_settings(cls: type, section: dict, forced: dict) -> Any:
+    """A stage config: its defaults, then the section's `config` YAML, then the section, then
+    what the pipeline sets (`forced`); checked like the stage's own command line."""
+    section = dict(section)
+    values = load_yaml(section.pop("config")) if section.get("config") else {}
+    values.update(section)
+    values.update(forced)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"{cls.__name__}: unknown settings {', '.join(unknown)}")
+    config = cls(**values)
+    check_config(config)
+    return config

@@ -30,12 +30,12 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
 
-from training.config import ConfigError, check_config, load_yaml, option, parse_config
+from training.config import ConfigError, check_config, option, parse_config, stage_settings
 
 PROG = "python -m training.pipeline"
-STAGES = ("data", "teacher", "labels", "distill", "quantize", "evaluate", "export")
+STAGES = ("data", "teacher", "labels", "distill", "crossval", "quantize", "evaluate", "export")
+TEACHER_MODES = ("generative", "heads")
 
 
 class PipelineError(RuntimeError):
@@ -49,36 +49,28 @@ class PipelineConfig:
     data: str | None = option(None, "labelled JSONL file")
     out: str = option("runs/pipeline", "output folder of every stage and the report")
     tiny: bool = option(False, "build a tiny random teacher and student backbone (tests)")
-    teacher: dict = option({}, "training.teacher.trainer settings (config: FILE for a base YAML)")
-    labels: dict = option({}, "training.labels.soft settings")
+    teacher_mode: str = option("generative", "generative (training.teacher.trainer, then the "
+                               "labels stage) or heads (training.teacher.heads: cross-fitted, "
+                               "writes its own labels)", choices=TEACHER_MODES)
+    teacher: dict = option({}, "the teacher's settings (config: FILE for a base YAML)")
+    labels: dict = option({}, "training.labels.soft settings (generative teacher)")
     distill: dict = option({}, "training.distill.loop settings (config: FILE for a base YAML)")
     baseline: bool = option(True, "also distil a student on the gold labels only")
+    crossval: bool = option(False, "cross-validate the distilled and gold-label students over "
+                            "the heads teacher's folds (teacher_mode: heads)")
     quantize: dict = option({}, "training.quantize.run settings")
     export: dict = option({}, "training.quantize.export settings")
     stages: list[str] = option(list(STAGES), "stages to run, in order (others must be current)")
     progress: bool = option(False, "progress bars inside the stages")
 
     def validate(self) -> None:
-        """Known stages only."""
+        """Known stages only; cross-validation needs the cross-fitted teacher."""
         unknown = sorted(set(self.stages) - set(STAGES))
         if unknown:
             raise ConfigError(f"unknown stages {', '.join(unknown)}; valid: {', '.join(STAGES)}")
-
-
-def stage_settings(cls: type, section: dict, forced: dict) -> Any:
-    """A stage config: its defaults, then the section's `config` YAML, then the section, then
-    what the pipeline sets (`forced`); checked like the stage's own command line."""
-    section = dict(section)
-    values = load_yaml(section.pop("config")) if section.get("config") else {}
-    values.update(section)
-    values.update(forced)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ConfigError(f"{cls.__name__}: unknown settings {', '.join(unknown)}")
-    config = cls(**values)
-    check_config(config)
-    return config
+        if self.crossval and self.teacher_mode != "heads":
+            raise ConfigError("crossval needs teacher_mode: heads (its labels-foldK.jsonl files "
+                              "keep every fold's songs from the teacher that scored them)")
 
 
 class Pipeline:
@@ -90,45 +82,99 @@ class Pipeline:
         if not config.data or not Path(config.data).is_file():
             raise PipelineError(f"data file {config.data} not found; set data")
         self.config = config
+        self.heads = config.teacher_mode == "heads"
         self.out = Path(config.out)
         self.data_sha256 = sha256_file(config.data)
+        teacher = self.out / "teacher"
         self.paths = {
-            "models": self.out / "models", "teacher": self.out / "teacher",
-            "labels": self.out / "labels.jsonl", "student": self.out / "student",
-            "student_hard": self.out / "student-hard", "checkpoint": self.out / "checkpoint",
+            "models": self.out / "models", "teacher": teacher,
+            "labels": teacher / "labels.jsonl" if self.heads else self.out / "labels.jsonl",
+            "student": self.out / "student", "student_hard": self.out / "student-hard",
+            "checkpoint": self.out / "checkpoint", "crossval": self.out / "crossval",
         }
+
+    def active_stages(self) -> tuple[str, ...]:
+        """The stages of this run, in order (crossval only when asked for)."""
+        return tuple(s for s in STAGES if s != "crossval" or self.config.crossval)
 
     # -- stage configs ---------------------------------------------------------------------
     def teacher_config(self):
-        """The teacher stage's TeacherConfig."""
-        from training.teacher.config import TeacherConfig
-
+        """The teacher stage's TeacherConfig, or HeadsTeacherConfig (teacher_mode: heads)."""
         forced = {"data": self.config.data, "out": str(self.paths["teacher"]),
                   "progress": self.config.progress}
+        if self.heads:
+            from training.teacher.heads import HeadsTeacherConfig
+
+            config = stage_settings(HeadsTeacherConfig, self.config.teacher, forced)
+            if self.config.tiny:  # every member on the tiny random backbone
+                backbone = self.paths["models"] / "student"
+                config.members = [f"{m} --backbone {backbone}" for m in config.members]
+            return config
+        from training.teacher.config import TeacherConfig
+
         if self.config.tiny:
             forced["model"] = str(self.paths["models"] / "teacher")
         return stage_settings(TeacherConfig, self.config.teacher, forced)
+
+    def split(self) -> tuple[float, int]:
+        """(holdout, split_seed) of the teacher, which every stage shares."""
+        teacher = self.teacher_config()
+        if self.heads:
+            from training.teacher.heads import HeadsTeacher
+
+            return HeadsTeacher(teacher).parse_recipes()
+        return teacher.holdout, teacher.split_seed
 
     def labels_config(self):
         """The labels stage's LabelsConfig (split settings follow the teacher's)."""
         from training.labels.soft import LabelsConfig
 
-        teacher = self.teacher_config()
+        if self.heads:
+            raise ConfigError("a heads teacher writes its own labels: no labels stage settings")
+        holdout, split_seed = self.split()
         return stage_settings(LabelsConfig, self.config.labels, {
             "data": self.config.data, "teacher": str(self.paths["teacher"] / "final"),
-            "out": str(self.paths["labels"]), "holdout": teacher.holdout,
-            "split_seed": teacher.split_seed, "progress": self.config.progress})
+            "out": str(self.paths["labels"]), "holdout": holdout,
+            "split_seed": split_seed, "progress": self.config.progress})
 
-    def distill_config(self, with_teacher: bool = True):
-        """The distill stage's DistillConfig (with or without the teacher's labels)."""
+    def distill_config(self, with_teacher: bool = True, teacher_labels: str | None = None):
+        """The distill stage's DistillConfig (with or without the teacher's labels; another
+        labels file for cross-validation)."""
         from training.distill.config import DistillConfig
 
+        labels = teacher_labels or str(self.paths["labels"])
         forced = {"data": self.config.data, "progress": self.config.progress,
-                  "teacher_labels": str(self.paths["labels"]) if with_teacher else None,
+                  "teacher_labels": labels if with_teacher else None,
                   "out": str(self.paths["student" if with_teacher else "student_hard"])}
         if self.config.tiny:
             forced["backbone"] = str(self.paths["models"] / "student")
-        return stage_settings(DistillConfig, self.config.distill, forced)
+        config = stage_settings(DistillConfig, self.config.distill, forced)
+        if self.heads:
+            if (config.holdout, config.split_seed) != self.split():
+                raise ConfigError("the students' holdout and split_seed must be the teacher "
+                                  f"recipe's {self.split()}, got "
+                                  f"{(config.holdout, config.split_seed)}")
+            if config.split != "holdout":
+                raise ConfigError("with a heads teacher the students train on the non-holdout "
+                                  f"songs (split: holdout), got {config.split}")
+        return config
+
+    def crossval_configs(self) -> dict:
+        """`{name: (CrossvalConfig, recipe)}`: the distilled student on each fold's teacher file
+        (`labels-fold{fold}.jsonl`), and the same recipe on the gold labels."""
+        from training.distill.crossval import CrossvalConfig
+
+        folds = self.teacher_config().folds
+        per_fold = str(self.paths["teacher"] / "labels-fold{fold}.jsonl")
+        runs = {}
+        for name, with_teacher in (("distilled", True), ("gold", False)):
+            recipe = self.distill_config(with_teacher, per_fold)
+            recipe.out = str(self.paths["crossval"] / name / "fold0")
+            config = CrossvalConfig(folds=folds, out=str(self.paths["crossval"] / name),
+                                    baseline=False)
+            check_config(config)
+            runs[name] = (config, recipe)
+        return runs
 
     def students(self) -> dict[str, Path]:
         """`{name: run folder}` of the students this run trains."""
@@ -142,11 +188,15 @@ class Pipeline:
         c = self.config
         settings = {
             "data": {"tiny": c.tiny},
-            "teacher": lambda: dataclasses.asdict(self.teacher_config()),
-            "labels": lambda: dataclasses.asdict(self.labels_config()),
+            "teacher": lambda: {"mode": c.teacher_mode,
+                                **dataclasses.asdict(self.teacher_config())},
+            "labels": lambda: ({"written by": "the heads teacher"} if self.heads
+                               else dataclasses.asdict(self.labels_config())),
             "distill": lambda: {"soft": dataclasses.asdict(self.distill_config(True)),
                                 "hard": dataclasses.asdict(self.distill_config(False))
                                 if c.baseline else None},
+            "crossval": lambda: {name: [dataclasses.asdict(x) for x in run]
+                                 for name, run in self.crossval_configs().items()},
             "quantize": lambda: c.quantize,
             "evaluate": lambda: {},
             "export": lambda: c.export,
@@ -157,7 +207,8 @@ class Pipeline:
     # -- running ---------------------------------------------------------------------------
     def fingerprint(self, name: str) -> str:
         """Digest of a stage's inputs and of the stamps before it."""
-        before = [self.read_stamp(s).get("fingerprint") for s in STAGES[:STAGES.index(name)]]
+        stages = self.active_stages()
+        before = [self.read_stamp(s).get("fingerprint") for s in stages[:stages.index(name)]]
         text = json.dumps([self.stage_inputs(name), before], sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
@@ -175,7 +226,7 @@ class Pipeline:
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "stages").mkdir(exist_ok=True)
         statuses = {}
-        for name in STAGES:
+        for name in self.active_stages():
             fingerprint = self.fingerprint(name)
             stamp = self.read_stamp(name)
             if stamp.get("fingerprint") == fingerprint:
@@ -189,133 +240,10 @@ class Pipeline:
         return write_report(self, statuses)
 
 
-# -- the stages (each runs in its own process) ------------------------------------------------
-def stage_data(p: Pipeline) -> dict:
-    """Counts and splits of the data; with `tiny`, the tiny teacher and student backbone."""
-    from training.data.readers import holdout_split, read_examples
-
-    examples, report = read_examples(p.config.data)
-    teacher = p.teacher_config()
-    development, holdout = holdout_split(examples, teacher.holdout, teacher.split_seed)
-    if p.config.tiny:
-        from training.tiny import write_tiny_bert, write_tiny_teacher
-
-        texts = [f"{e.title}\n{e.artist}\n{e.lyrics}" for e in examples]
-        write_tiny_teacher(p.paths["models"] / "teacher", texts)
-        write_tiny_bert(p.paths["models"] / "student")
-    return {"songs": len(examples), "development": len(development), "holdout": len(holdout),
-            "skipped_lines": getattr(report, "skipped", 0)}
-
-
-def stage_teacher(p: Pipeline) -> dict:
-    """GaLore fine-tuning of the teacher."""
-    from training.teacher.trainer import TeacherTrainer
-
-    summary = TeacherTrainer(p.teacher_config()).run()
-    last = summary["history"][-1] if summary["history"] else {}
-    return {"global_step": summary["global_step"], "train_songs": summary["n_train_songs"],
-            **{k: last.get(k) for k in ("train_loss", "val_loss", "val_verdict_accuracy",
-                                        "val_verdict_macro_f1")}}
-
-
-def stage_labels(p: Pipeline) -> dict:
-    """The teacher's soft labels for every song."""
-    from training.labels.soft import run
-
-    summary = run(p.labels_config())
-    return {k: v for k, v in summary.items() if k not in ("out", "peak_rss_mib")}
-
-
-def stage_distill(p: Pipeline) -> dict:
-    """The student on the teacher's labels (and the gold-only baseline)."""
-    from training.distill.loop import Distiller
-
-    figures = {}
-    for name, with_teacher in (("soft", True), ("hard", False)):
-        if name == "hard" and not p.config.baseline:
-            continue
-        summary = Distiller(p.distill_config(with_teacher)).run()
-        best = summary["best"] or {}
-        figures[name] = {"train_seconds_per_epoch": summary["train_seconds_per_epoch"],
-                         "best_epoch": best.get("epoch"), "metrics": best.get("metrics")}
-    return figures
-
-
-def stage_quantize(p: Pipeline) -> dict:
-    """INT8 size and forward time of the soft-label student."""
-    from training.quantize.run import QuantizeConfig, run
-
-    config = stage_settings(QuantizeConfig, p.config.quantize,
-                            {"student": str(p.paths["student"] / "best"), "out": None})
-    return run(config)
-
-
-def stage_evaluate(p: Pipeline) -> dict:
-    """Each student's hold-out metrics, and its agreement with the teacher on the hold-out songs
-    the teacher labelled: same verdict, and (when the labels carry scores) scores within 5."""
-    from selah.inference import predict_songs
-    from selah.student import load_student
-    from training.data.readers import holdout_split, read_examples
-    from training.evaluate import metrics
-    from training.evaluate.metrics import evaluate_predictions
-
-    examples, _ = read_examples(p.config.data)
-    teacher_rows = {}
-    for line in p.paths["labels"].read_text(encoding="utf-8").splitlines()[1:]:
-        if line.strip():
-            record = json.loads(line)
-            teacher_rows[record["song_id"]] = record
-    split = p.teacher_config()
-    _, holdout = holdout_split(examples, split.holdout, split.split_seed)
-    labelled = [i for i, e in enumerate(holdout) if e.song_id in teacher_rows]
-    rows = [teacher_rows[holdout[i].song_id] for i in labelled]
-    gold = [holdout[i].label.verdict for i in labelled]
-    t_verdicts = [r["labels"]["verdict"] for r in rows]
-    figures = {"holdout_songs": len(holdout), "teacher_labelled_holdout_songs": len(labelled),
-               "teacher": {"verdict_accuracy": metrics.accuracy(gold, t_verdicts),
-                           "verdict_macro_f1": metrics.macro_f1(gold, t_verdicts)}}
-    if all("score" in r for r in rows):
-        figures["teacher"]["score_mae"] = metrics.mae(
-            [float(holdout[i].label.score) for i in labelled], [r["score"] for r in rows])
-    for name, folder in p.students().items():
-        model, featurizer, _ = load_student(folder / "best")
-        predictions = predict_songs(model, featurizer, [e.song() for e in holdout])
-        result = evaluate_predictions(holdout, predictions)
-        s_verdicts = [predictions[i]["verdict"] for i in labelled]
-        result["teacher_verdict_agreement"] = metrics.accuracy(t_verdicts, s_verdicts)
-        if all("score" in r for r in rows):
-            result["teacher_agreement"] = metrics.agreement(
-                t_verdicts, s_verdicts, [r["score"] for r in rows],
-                [predictions[i]["score"] for i in labelled])
-        figures[name] = result
-    figures["chosen"] = max(p.students(), key=lambda n: figures[n]["verdict_macro_f1"])
-    return figures
-
-
-def stage_export(p: Pipeline) -> dict:
-    """The chosen student as the INT8 checkpoint the service loads."""
-    from training.quantize.export import ExportConfig, export
-
-    chosen = p.read_stamp("evaluate")["figures"]["chosen"]
-    folder = p.students()[chosen] / "best"
-    config = stage_settings(ExportConfig, p.config.export, {
-        "student": str(folder), "data": p.config.data, "out": str(p.paths["checkpoint"])})
-    manifest = export(config)
-    return {"student": chosen, "checkpoint": str(p.paths["checkpoint"]),
-            "model_id": manifest["model_id"], "agreement": manifest["agreement"],
-            "sizes": {k: manifest["sizes"][k] for k in ("float_bytes", "int8_bytes", "ratio")}}
-
-
-STAGE_FUNCTIONS: dict[str, Callable[[Pipeline], dict]] = {
-    "data": stage_data, "teacher": stage_teacher, "labels": stage_labels,
-    "distill": stage_distill, "quantize": stage_quantize, "evaluate": stage_evaluate,
-    "export": stage_export,
-}
-
-
 def _stage_process(config: PipelineConfig, name: str, fingerprint: str) -> None:
     """Body of a stage's process: run it, then write its stamp (figures, time, peak memory)."""
     from selah.runtime import peak_rss_mib
+    from training.stages import STAGE_FUNCTIONS
 
     pipeline = Pipeline(config)
     started = time.perf_counter()
@@ -346,7 +274,8 @@ def run_stage_process(config: PipelineConfig, name: str, fingerprint: str) -> No
 
 def write_report(p: Pipeline, statuses: dict) -> dict:
     """OUT/report.json and OUT/report.md: every stage's status, time, memory and figures."""
-    stages = {name: {"status": statuses.get(name), **p.read_stamp(name)} for name in STAGES}
+    stages = {name: {"status": statuses.get(name), **p.read_stamp(name)}
+              for name in p.active_stages()}
     report = {"config": dataclasses.asdict(p.config), "stages": stages}
     (p.out / "report.json").write_text(json.dumps(report, indent=2, default=str))
     lines = ["# Pipeline report", "", f"Data: `{p.config.data}` (sha256 {p.data_sha256[:12]})", "",

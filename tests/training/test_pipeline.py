@@ -13,6 +13,7 @@ from training.pipeline import STAGES, Pipeline, PipelineConfig
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "training" / "configs" / "tiny.yaml"
+TINY_HEADS = REPO / "training" / "configs" / "tiny_heads.yaml"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
@@ -38,7 +39,7 @@ def tiny_config(out: Path, **overrides) -> PipelineConfig:
 @pytest.mark.slow
 def test_every_stage_reports_time_memory_and_figures(tiny_run):
     report = json.loads((tiny_run / "report.json").read_text())
-    assert list(report["stages"]) == list(STAGES)
+    assert list(report["stages"]) == [s for s in STAGES if s != "crossval"]  # not asked for
     for name, stage in report["stages"].items():
         assert stage["status"] == "ran", name
         assert stage["wall_seconds"] > 0 and stage["peak_rss_mib"] > 50, name
@@ -127,7 +128,7 @@ def test_unknown_stage_names_are_refused(tmp_path):
         tiny_config(tmp_path, stages=["data", "distil"])
 
 
-@pytest.mark.parametrize("name", ["tiny", "embedded", "production"])
+@pytest.mark.parametrize("name", ["tiny", "embedded_generative", "production"])
 def test_shipped_configs_build_every_stage_config(name, tmp_path):
     values = load_yaml(REPO / "training" / "configs" / f"{name}.yaml")
     values.update(data=str(REPO / "tests" / "training" / "fixtures" / "songs_training.jsonl"),
@@ -141,3 +142,94 @@ def test_shipped_configs_build_every_stage_config(name, tmp_path):
     assert pipeline.distill_config(True).teacher_labels == str(tmp_path / "labels.jsonl")
     assert pipeline.distill_config(False).teacher_labels is None
     assert all(pipeline.fingerprint(stage) for stage in ("data", "teacher"))
+
+
+@pytest.mark.parametrize("name", ["tiny_heads", "embedded"])
+def test_heads_teacher_configs_build_every_stage_config(name, tmp_path):
+    values = load_yaml(REPO / "training" / "configs" / f"{name}.yaml")
+    values.update(data=str(REPO / "tests" / "training" / "fixtures" / "songs_training.jsonl"),
+                  out=str(tmp_path))
+    config = PipelineConfig(**values)
+    check_config(config)
+    pipeline = Pipeline(config)
+    assert pipeline.active_stages() == STAGES
+    labels = tmp_path / "teacher" / "labels.jsonl"  # written by the teacher itself
+    assert pipeline.distill_config(True).teacher_labels == str(labels)
+    runs = pipeline.crossval_configs()
+    assert runs["distilled"][1].teacher_labels == str(labels.parent / "labels-fold{fold}.jsonl")
+    assert runs["gold"][1].teacher_labels is None
+    assert runs["distilled"][0].folds == pipeline.teacher_config().folds
+    assert all(pipeline.fingerprint(stage) for stage in STAGES)
+    with pytest.raises(ConfigError, match="writes its own labels"):
+        pipeline.labels_config()
+
+
+def test_heads_pipeline_students_must_share_the_teachers_split(tmp_path):
+    values = load_yaml(TINY_HEADS)
+    values.update(out=str(tmp_path), distill={**values["distill"], "holdout": 0.3})
+    with pytest.raises(ConfigError, match="holdout and split_seed"):
+        Pipeline(PipelineConfig(**values)).distill_config(True)
+    values["distill"] = {**values["distill"], "holdout": 0.15, "split": "fold:0/3"}
+    with pytest.raises(ConfigError, match="split: holdout"):
+        Pipeline(PipelineConfig(**values)).distill_config(True)
+
+
+def test_crossval_needs_the_cross_fitted_teacher(tmp_path):
+    with pytest.raises(ConfigError, match="crossval needs teacher_mode: heads"):
+        tiny_config(tmp_path, crossval=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_heads_run(tmp_path_factory) -> Path:
+    """OUT of one tiny pipeline run with the classification-head teacher."""
+    out = tmp_path_factory.mktemp("pipeline-heads") / "run"
+    done = subprocess.run([sys.executable, "-m", "training.pipeline", "--config",
+                           str(TINY_HEADS), "--out", str(out)], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+@pytest.mark.slow
+def test_the_heads_pipeline_reports_teacher_and_students_on_every_fold(tiny_heads_run):
+    report = json.loads((tiny_heads_run / "report.json").read_text())
+    assert list(report["stages"]) == list(STAGES)
+    for name, stage in report["stages"].items():
+        assert stage["status"] == "ran", name
+        assert stage["wall_seconds"] >= 0 and stage["peak_rss_mib"] > 50, name
+    figures = {name: stage["figures"] for name, stage in report["stages"].items()}
+    teacher = figures["teacher"]
+    assert teacher["members"] == ["a", "b"] and len(teacher["per_fold"]) == 3
+    assert 0 <= teacher["mean"]["verdict_accuracy"] <= 1
+    assert teacher["holdout"]["n"] == figures["data"]["holdout"]
+    # the labels stage counts what the teacher wrote: every song, and a view of each dev song
+    # long enough to have one
+    assert figures["labels"]["labelled"] == figures["data"]["songs"] + figures["labels"]["views"]
+    assert 0 < figures["labels"]["views"] <= figures["data"]["development"]
+    assert figures["labels"]["written_by"] == "heads: a + b"
+    crossval = figures["crossval"]
+    for name in ("distilled", "gold"):
+        assert [f["fold"] for f in crossval[name]["per_fold"]] == [0, 1, 2]
+        student = crossval[name]["mean"]["student"]
+        assert 0 <= student["verdict_accuracy"] <= 1 and set(student["recall"]) >= {
+            "freely_listen", "avoid_formation"}
+    distilled = crossval["distilled"]
+    assert all("teacher" in f and 0 <= f["agreement"]["verdict"] <= 1
+               for f in distilled["per_fold"])
+    assert "agreement" in distilled["mean"] and "agreement" not in crossval["gold"]["mean"]
+    evaluate = figures["evaluate"]
+    assert evaluate["teacher_labelled_holdout_songs"] == figures["data"]["holdout"]
+    for student in ("soft", "hard"):
+        assert 0 <= evaluate[student]["teacher_verdict_agreement"] <= 1
+        assert -1 <= evaluate[student]["teacher_kappa"] <= 1
+    assert figures["export"]["student"] == evaluate["chosen"]
+    assert (tiny_heads_run / "teacher" / "labels-fold2.jsonl").is_file()
+    assert "| crossval | ran |" in (tiny_heads_run / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_heads_pipeline_rerun_reuses_every_stage(tiny_heads_run):
+    values = load_yaml(TINY_HEADS)
+    values.update(out=str(tiny_heads_run))
+    report = Pipeline(PipelineConfig(**values)).run()
+    assert {s["status"] for s in report["stages"].values()} == {"skipped (current)"}

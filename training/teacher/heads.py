@@ -110,6 +110,15 @@ class HeadsTeacher:
         self.out.mkdir(parents=True, exist_ok=True)
         save_config(c, self.out / "config.yaml", self.argv, PROG)
         self.examples, _ = read_examples(c.data)
+        self.split = assign_splits(self.examples, c.folds, *self.parse_recipes())
+        dev = [e for e in self.examples if self.split[e.song_id] != "holdout"]
+        songs, self.views = with_views(dev, c.views, c.view_seed)
+        self.songs = songs + [e for e in self.examples if self.split[e.song_id] == "holdout"]
+        self.by_id = {e.song_id: e for e in self.songs}
+
+    def parse_recipes(self) -> tuple[float, int]:
+        """Each member's DistillConfig into `self.recipes`; the (holdout, split_seed) they share."""
+        c = self.config
         self.recipes = {}
         for text in c.members:
             name, flags = c.member(text)
@@ -123,11 +132,7 @@ class HeadsTeacher:
         runs = {(r.device, r.mixed_precision) for r in self.recipes.values()}
         if len(runs) != 1:
             raise ConfigError(f"members must share device and mixed_precision, got {sorted(runs)}")
-        self.split = assign_splits(self.examples, c.folds, *splits.pop())
-        dev = [e for e in self.examples if self.split[e.song_id] != "holdout"]
-        songs, self.views = with_views(dev, c.views, c.view_seed)
-        self.songs = songs + [e for e in self.examples if self.split[e.song_id] == "holdout"]
-        self.by_id = {e.song_id: e for e in self.songs}
+        return splits.pop()
 
     def fold_of(self, song_id: str) -> str:
         """`fold3` or `holdout` (a view: its song's)."""
