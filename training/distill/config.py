@@ -8,6 +8,7 @@ from selah.student import HEAD_SPECS
 from training.config import ConfigError, option
 from training.data.readers import holdout_split, kfold
 from training.distill.adapters import ADAPTERS
+from training.distill.optim import OPTIMIZERS
 
 SELECT = {"verdict_macro_f1": 1, "verdict_accuracy": 1, "score_mae": -1, "last": 0}
 # Settings that do not change what a run computes; a resumed run may differ in these.
@@ -68,6 +69,12 @@ class DistillConfig:
     adapter: str = option("none", "LoRA on the trained layers instead of full fine-tuning: "
                           "lora-attention (q/k/v/o), lora-experts (gpt-oss fused experts), "
                           "lora-all, or none", choices=ADAPTERS)
+    optimizer: str = option("adamw", "adamw, or galore: GaLore AdamW on the trained backbone "
+                            "layers' 2-D weights (training.distill.optim)", choices=OPTIMIZERS)
+    galore_rank: int = option(128, "GaLore projection rank r", minimum=1, maximum=65536)
+    galore_update_gap: int = option(200, "optimizer steps between GaLore projection updates",
+                                    minimum=1)
+    galore_scale: float = option(0.25, "GaLore update scale", minimum=0.0)
     lora_rank: int = option(8, "LoRA rank r", minimum=1, maximum=4096)
     lora_alpha: float = option(16.0, "LoRA alpha (the update is scaled by alpha / r)",
                                minimum=0.0)
@@ -117,6 +124,9 @@ class DistillConfig:
         if self.stride >= self.max_length // 2:
             raise ConfigError(f"stride {self.stride} must be under half of max_length "
                               f"{self.max_length}")
+        if self.optimizer == "galore" and (self.trainable_layers == 0 or self.adapter != "none"):
+            raise ConfigError("optimizer galore projects the trained layers' own weights: set "
+                              "trainable_layers to k > 0 or -1, with no adapter")
         if self.adapter != "none" and self.trainable_layers == 0:
             raise ConfigError(f"adapter {self.adapter} needs layers to adapt: set "
                               "trainable_layers to k > 0 (top k layers) or -1 (all)")

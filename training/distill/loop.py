@@ -11,7 +11,8 @@ and accumulation, a seeded data order. Each epoch is evaluated on the validation
 the full training state to OUT/last, from which an interrupted run resumes exactly. TensorBoard
 logs go to OUT/tb, the resolved config to OUT/config.yaml, per-epoch results to OUT/history.json.
 
-What trains: the top `trainable_layers` layers in full, or with `adapter` LoRA on their attention
+What trains: the top `trainable_layers` layers in full (AdamW, or `optimizer: galore`:
+`training.distill.optim`), or with `adapter` LoRA on their attention
 projections and/or gpt-oss's fused experts (`training.distill.adapters`: the pretrained weights stay
 frozen), and always the heads. A gpt-oss backbone reads each song as its harmony prompt (`prompt:
 auto`).
@@ -42,10 +43,11 @@ from selah.student import HEAD_SPECS, Featurizer, build_student, save_student
 from training.config import parse_config, save_config
 from training.data.readers import read_examples
 from training.data.views import with_views
+from training.distill import optim
 from training.distill.adapters import apply_adapter, has_adapters, plain_state_dict, trainable_state
+from training.distill.backbones import resolve_backbone
 from training.distill.config import (RUNTIME_SETTINGS, SELECT, DistillConfig, DistillError,
                                      split_examples)
-from training.distill.backbones import resolve_backbone
 from training.distill.features import (FeatureStore, FreezePlan, apply_freeze, cache_agrees,
                                        collate, frozen_features, injected, set_train_mode,
                                        song_key)
@@ -142,7 +144,11 @@ class Distiller:
         model.to(self.accelerator.device)
         self.cache_kind = self.plan.cache_kind if c.cache_frozen else None
         self.frozen = self._frozen_features(model) if self.cache_kind else None
-        self.model, self.optimizer = self.accelerator.prepare(model, self._optimizer(model))
+        try:
+            optimizer = optim.build_optimizer(model, c)
+        except ValueError as exc:
+            raise DistillError(str(exc)) from None
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.steps_per_epoch = math.ceil(math.ceil(len(self.train_examples) / c.batch_size)
                                          / c.grad_accumulation)
         total = self.steps_per_epoch * c.epochs
@@ -154,16 +160,6 @@ class Distiller:
                       "best": None, "loss_sums": {}, "epoch_seconds": 0.0}
         if c.resume and has_training_state(self.out / "last"):
             self._resume()
-
-    def _optimizer(self, model) -> torch.optim.Optimizer:
-        heads = list(model.heads.parameters())
-        head_ids = {id(p) for p in heads}
-        backbone = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
-        groups = [{"params": heads, "lr": self.config.lr_heads, "name": "heads"}]
-        if backbone:
-            groups.insert(0, {"params": backbone, "lr": self.config.lr_backbone,
-                              "name": "backbone"})
-        return torch.optim.AdamW(groups, weight_decay=self.config.weight_decay)
 
     def _frozen_features(self, model) -> list[torch.Tensor] | None:
         """The frozen part's output per song (None when the cache self-check fails)."""
@@ -347,6 +343,10 @@ class Distiller:
                 "decoding": "verdict = argmax; score = sigmoid(score head) x 100 clamped into the "
                             "predicted verdict's band (raw value: raw_score)"}
 
+    @property
+    def _inner_optimizer(self) -> torch.optim.Optimizer:
+        return getattr(self.optimizer, "optimizer", self.optimizer)  # accelerate's wrapper
+
     def _save_last(self) -> None:
         """The full training state to OUT/last (with adapters, their unmerged weights too)."""
         model = self.accelerator.unwrap_model(self.model)
@@ -354,8 +354,9 @@ class Distiller:
         save_training_state(
             self.out / "last", model, self.tokenizer,
             self.featurizer, self._meta({"epoch": self.state["epoch"], "metrics": None}),
-            {**self.state, "optimizer": self.optimizer.state_dict(), **extra,
-             "scheduler": self.scheduler.state_dict(), "config": dataclasses.asdict(self.config)})
+            {**self.state, **extra, "scheduler": self.scheduler.state_dict(),
+             "optimizer": optim.state_dict(self._inner_optimizer, self.config),
+             "config": dataclasses.asdict(self.config)})
 
     def _resume(self) -> None:
         """Continue from OUT/last: weights, optimizer, scheduler, counters and RNG state."""
@@ -369,7 +370,7 @@ class Distiller:
             raise DistillError(f"{last} was made with other settings ({'; '.join(changed)}); "
                                "use another --out, or --no-resume to start over")
         saved = load_training_state(last, self.accelerator.unwrap_model(self.model))
-        self.optimizer.load_state_dict(saved["optimizer"])
+        optim.load_state_dict(self._inner_optimizer, saved["optimizer"], self.config)
         self.scheduler.load_state_dict(saved["scheduler"])
         self.state = {k: saved[k] for k in self.state}
 
