@@ -9,7 +9,9 @@ the same numbers. The decoding convention:
   the predicted verdict's band (`schema.score_band`: 85-100, 60-84, 40-59, 0-39), so score and
   verdict never disagree. Score MAE is measured on the clamped `score`;
 - a checkpoint that carries a calibration (`decoding`: `verdict_temperature`, `score_sigma`)
-  tempers the verdict head and decodes verdict and score jointly instead (`joint_decode`);
+  tempers the verdict head and decodes verdict and score jointly instead (`joint_decode`), or,
+  with `score_mode: conditional`, keeps the argmax verdict and gives the score as the mean of the
+  score head's Gaussian inside that verdict's band;
 - every other head's probabilities under `heads`: categorical -> softmax `{label: p}`,
   multilabel (themes, concerns) -> per-name sigmoid `{name: p}`, `concern_severity` -> the
   [groups, severities] view of its logits (group g = `schema.CONCERN_CATEGORIES[g]`), softmax
@@ -70,19 +72,28 @@ def joint_decode(verdict_probs: dict[str, float], raw: float, sigma: float
     inside the band instead of on its edge. Returns (q, verdict, score)."""
     joint, inside = {}, {}
     for verdict in schema.VERDICTS:
-        lo, hi = band_interval(verdict)
-        a, b = (lo - raw) / sigma, (hi - raw) / sigma
-        mass = _normal_cdf(b) - _normal_cdf(a)
+        mass, inside[verdict] = band_moments(verdict, raw, sigma)
         joint[verdict] = verdict_probs[verdict] * mass
-        inside[verdict] = (raw + sigma * (_normal_pdf(a) - _normal_pdf(b)) / mass
-                           if mass > 1e-12 else (lo if raw < lo else hi))
     total = sum(joint.values())
     if total <= 0.0:  # every band beyond float range of the score: the head alone decides
         joint, total = dict(verdict_probs), 1.0
     q = {v: p / total for v, p in joint.items()}
     verdict = max(schema.VERDICTS, key=lambda v: q[v])
+    return q, verdict, inside[verdict]
+
+
+def band_moments(verdict: str, raw: float, sigma: float) -> tuple[float, float]:
+    """(P(S in band), E[S | S in band]) for S ~ N(raw, sigma^2) and the verdict's band (the
+    truncated normal's mean: raw + sigma (pdf(a) - pdf(b)) / (cdf(b) - cdf(a))), the mean kept
+    inside the band's integer scores."""
+    lo, hi = band_interval(verdict)
+    a, b = (lo - raw) / sigma, (hi - raw) / sigma
+    # a band above the raw score: its mass from upper tails, which do not cancel to 0
+    mass = _normal_cdf(-a) - _normal_cdf(-b) if a > 0 else _normal_cdf(b) - _normal_cdf(a)
+    mean = (raw + sigma * (_normal_pdf(a) - _normal_pdf(b)) / mass
+            if mass > 1e-12 else (lo if raw < lo else hi))
     lowest, highest = schema.score_band(verdict)
-    return q, verdict, min(max(inside[verdict], float(lowest)), float(highest))
+    return mass, min(max(mean, float(lowest)), float(highest))
 
 
 def decode_logits(logits: dict[str, torch.Tensor], head_specs,
@@ -92,10 +103,13 @@ def decode_logits(logits: dict[str, torch.Tensor], head_specs,
     `decoding` (a checkpoint's calibration; none: argmax and clamping, as the module says):
     `verdict_temperature` T divides the verdict logits before their softmax; `score_sigma`
     decodes verdict and score together (`joint_decode`), `verdict_probs` and `confidence` then
-    being the joint distribution's (`heads["verdict"]` stays the head's own)."""
+    being the joint distribution's (`heads["verdict"]` stays the head's own); with
+    `"score_mode": "conditional"` the verdict stays the head's argmax and the score is
+    E[S | S in that verdict's band] (`band_moments`): inside the band, never pinned to its edge."""
     decoding = decoding or {}
     temperature = float(decoding.get("verdict_temperature") or 1.0)
     sigma = decoding.get("score_sigma")
+    conditional = decoding.get("score_mode") == "conditional"
     decoded: dict[str, list] = {}
     for spec in head_specs:
         values = logits[spec.name].detach().float().cpu()
@@ -122,7 +136,10 @@ def decode_logits(logits: dict[str, torch.Tensor], head_specs,
         heads = {name: rows[i] for name, rows in decoded.items()}
         verdict_probs = heads["verdict"]
         raw = heads["score"]["score"]
-        if sigma:
+        if sigma and conditional:
+            verdict = max(schema.VERDICTS, key=lambda v: verdict_probs[v])
+            score = band_moments(verdict, raw, float(sigma))[1]
+        elif sigma:
             verdict_probs, verdict, score = joint_decode(verdict_probs, raw, float(sigma))
         else:
             verdict = max(schema.VERDICTS, key=lambda v: verdict_probs[v])

@@ -63,6 +63,27 @@ def test_joint_decoding_keeps_the_score_inside_the_band_it_chose():
     assert joint[0]["heads"]["verdict"] == plain[0]["heads"]["verdict"]
 
 
+def test_conditional_decoding_keeps_the_heads_verdict_and_never_pins_the_score():
+    logits = {spec.name: torch.zeros(3, spec.width) for spec in HEAD_SPECS}
+    logits["verdict"][0] = torch.tensor([2.0, 1.9, 0.0, 0.0])  # freely_listen, score says 70
+    logits["score"][0, 0] = torch.logit(torch.tensor(0.70))
+    logits["verdict"][1] = torch.tensor([0.0, 0.0, 0.0, 3.0])  # avoid, score says 50
+    logits["score"][1, 0] = torch.logit(torch.tensor(0.50))
+    logits["verdict"][2] = torch.tensor([0.0, 3.0, 0.0, 0.0])  # context, score inside at 72
+    logits["score"][2, 0] = torch.logit(torch.tensor(0.72))
+    plain = decode_logits(logits, HEAD_SPECS)
+    conditional = decode_logits(logits, HEAD_SPECS, {"score_sigma": 8.0,
+                                                     "score_mode": "conditional"})
+    assert [p["score"] for p in plain[:2]] == [85.0, 39.0]  # the clamp pins both
+    assert [p["verdict"] for p in conditional] == [p["verdict"] for p in plain]
+    assert [p["verdict_probs"] for p in conditional] == [p["verdict_probs"] for p in plain]
+    assert 85 < conditional[0]["score"] < 90 and 30 < conditional[1]["score"] < 39
+    assert abs(conditional[2]["score"] - 72) < 1  # well inside its band: about the raw score
+    for prediction in conditional:
+        lowest, highest = score_band(prediction["verdict"])
+        assert lowest < prediction["score"] < highest
+
+
 def test_a_verdict_temperature_softens_the_confidence_only():
     logits = {spec.name: torch.zeros(1, spec.width) for spec in HEAD_SPECS}
     logits["verdict"][0] = torch.tensor([4.0, 1.0, 0.0, -1.0])

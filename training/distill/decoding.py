@@ -10,7 +10,10 @@ are scored on:
   has the least negative log-likelihood of the gold verdicts.
 
 `study` scores each fold with a decoding fitted on the other folds, beside today's argmax and
-clamping, and `fit` fits one on every fold (what `training.quantize.export --decoding` ships).
+clamping: the verdict temperature alone, the joint decoding, and the conditional one (the verdict
+tempered and argmaxed as the head gives it, the score the Gaussian's mean inside its band:
+`score_mode: conditional`, the same verdicts as argmax with no score pinned to a band edge); `fit`
+fits one on every fold (what `training.quantize.export --decoding` ships).
 """
 
 import statistics
@@ -24,6 +27,7 @@ from training.evaluate import metrics
 from training.teacher.ensemble import TEMPERATURES
 
 FIGURES = ("verdict_accuracy", "verdict_macro_f1", "score_mae", "ece", "pinned")
+VARIANTS = ("argmax", "temperature", "joint", "conditional")
 
 
 def band_mass(raw: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -78,24 +82,30 @@ def study(folds: list[tuple[dict[str, torch.Tensor], list]]) -> dict:
         logits_others, songs_others = _join([f[0] for f in others]), [e for f in others
                                                                       for e in f[1]]
         fitted = fit(logits_others, songs_others)
-        variants = {"argmax": None, "temperature": fit(logits_others, songs_others, joint=False),
-                    "joint": fitted}
+        tempered = fit(logits_others, songs_others, joint=False)
+        variants = {"argmax": None, "temperature": tempered, "joint": fitted,
+                    "conditional": {**tempered, "score_sigma": fitted["score_sigma"],
+                                    "score_mode": "conditional"}}
         rows.append({"fold": k, "fitted": fitted,
                      **{name: score(decode_logits(logits, HEAD_SPECS, decoding), examples)
                         for name, decoding in variants.items()}})
     mean = {name: {figure: statistics.fmean(r[name][figure] for r in rows) for figure in FIGURES}
-            for name in ("argmax", "temperature", "joint")}
+            for name in VARIANTS}
     for name in mean:
         mean[name]["recall"] = {v: statistics.fmean(r[name]["recall"].get(v, 0.0) for r in rows)
                                 for v in VERDICTS}
-    everything = fit(_join([f[0] for f in folds]), [e for f in folds for e in f[1]])
-    return {"per_fold": rows, "mean": mean, "decoding": everything}
+    joined, songs = _join([f[0] for f in folds]), [e for f in folds for e in f[1]]
+    everything = fit(joined, songs)
+    conditional = {**fit(joined, songs, joint=False), "score_sigma": everything["score_sigma"],
+                   "score_mode": "conditional"}
+    return {"per_fold": rows, "mean": mean, "decoding": everything, "conditional": conditional}
 
 
 def markdown(result: dict) -> list[str]:
     """The study as Markdown lines (crossval.md's last section)."""
     lines = ["", "Decoding, each fold scored with T and sigma fitted on the other folds "
-             "(temperature: the verdict head's own T; joint: T of the joint posterior):", "",
+             "(temperature: the verdict head's own T; joint: T of the joint posterior; "
+             "conditional: the head's verdict, the score's mean inside its band):", "",
              "| decoding | accuracy | macro-F1 | MAE | ECE | scores on a band edge | recall "
              "free / context / caution / avoid |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, values in result["mean"].items():
@@ -103,7 +113,10 @@ def markdown(result: dict) -> list[str]:
         lines.append(f"| {name} | {values['verdict_accuracy']:.3f} | "
                      f"{values['verdict_macro_f1']:.3f} | {values['score_mae']:.2f} | "
                      f"{values['ece']:.3f} | {values['pinned']:.1%} | {recall} |")
-    fitted = result["decoding"]
+    fitted, conditional = result["decoding"], result["conditional"]
     lines += ["", f"Fitted on all {fitted['songs']} validation songs (decoding.json): T = "
-              f"{fitted['verdict_temperature']:.2f}, sigma = {fitted['score_sigma']:.2f}."]
+              f"{fitted['verdict_temperature']:.2f}, sigma = {fitted['score_sigma']:.2f}; "
+              f"conditional (decoding-conditional.json): T = "
+              f"{conditional['verdict_temperature']:.2f}, sigma = "
+              f"{conditional['score_sigma']:.2f}."]
     return lines

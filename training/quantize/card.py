@@ -30,6 +30,11 @@ def teacher_lines(meta: dict) -> list[str]:
 
 def decoding_line(decoding: dict) -> str:
     """How the service turns the heads into a verdict, score and confidence."""
+    if decoding.get("score_sigma") and decoding.get("score_mode") == "conditional":
+        return (f"Decoding: verdict = argmax of its head (tempered by T = "
+                f"{decoding.get('verdict_temperature', 1.0):.2f}); score = the mean of the score "
+                f"head's N(raw, {decoding['score_sigma']:.1f}^2) inside that verdict's band, "
+                "both fitted on out-of-fold songs of the recipe's cross-validation.")
     if decoding.get("score_sigma"):
         return (f"Decoding: verdict and score jointly (score head read as N(raw, "
                 f"{decoding['score_sigma']:.1f}^2), the verdict head tempered by T = "

@@ -180,11 +180,12 @@ def _verse_ids(reference: str) -> set[int]:
 
 
 DECODING_KEYS = {"verdict_temperature": (0.05, 20.0), "score_sigma": (0.5, 50.0)}
+SCORE_MODES = ("joint", "conditional")  # selah.inference.decode_logits
 
 
 def read_decoding(path: str) -> dict:
-    """The `{verdict_temperature, score_sigma}` of a decoding file (other keys: provenance,
-    kept under `fitted`); ExportError when it is missing or out of range."""
+    """The `{verdict_temperature, score_sigma[, score_mode]}` of a decoding file (other keys:
+    provenance, kept under `fitted`); ExportError when it is missing or out of range."""
     try:
         values = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
@@ -199,7 +200,14 @@ def read_decoding(path: str) -> dict:
             decoding[key] = float(value)
     if not decoding:
         raise ExportError(f"--decoding {path} sets neither of {', '.join(DECODING_KEYS)}")
-    decoding["fitted"] = {k: v for k, v in values.items() if k not in DECODING_KEYS}
+    mode = values.get("score_mode", "joint")
+    if mode not in SCORE_MODES:
+        raise ExportError(f"--decoding {path}: score_mode must be one of "
+                          f"{', '.join(SCORE_MODES)}, got {mode!r}")
+    if mode != "joint":
+        decoding["score_mode"] = mode
+    decoding["fitted"] = {k: v for k, v in values.items()
+                          if k not in DECODING_KEYS and k != "score_mode"}
     return decoding
 
 

@@ -47,6 +47,12 @@ def test_the_study_scores_each_fold_with_a_decoding_fitted_on_the_others():
     assert mean["joint"]["ece"] < mean["argmax"]["ece"]
     assert mean["argmax"]["pinned"] > 0.1 and mean["joint"]["pinned"] < 0.02
     assert result["decoding"]["songs"] == 600
+    # the conditional decoding: the head's verdicts (a temperature keeps the argmax); a score is
+    # on the edge only where the head's band is far from the score head (a guessed verdict here)
+    assert mean["conditional"]["verdict_accuracy"] == mean["argmax"]["verdict_accuracy"]
+    assert mean["conditional"]["pinned"] < mean["argmax"]["pinned"] / 3
+    assert result["conditional"]["score_mode"] == "conditional"
+    assert result["conditional"]["score_sigma"] == result["decoding"]["score_sigma"]
     assert any("| joint |" in line for line in decoding.markdown(result))
 
 
@@ -54,6 +60,7 @@ def test_the_study_scores_each_fold_with_a_decoding_fitted_on_the_others():
     ({"score_sigma": 0.0}, "score_sigma must be"),
     ({"verdict_temperature": "hot"}, "verdict_temperature must be"),
     ({"songs": 3}, "sets neither"),
+    ({"score_sigma": 6.0, "score_mode": "median"}, "score_mode must be"),
 ])
 def test_export_refuses_a_bad_decoding_file(tmp_path, values, message):
     import json
@@ -64,3 +71,20 @@ def test_export_refuses_a_bad_decoding_file(tmp_path, values, message):
     path.write_text(json.dumps(values))
     with pytest.raises(ExportError, match=message):
         read_decoding(str(path))
+
+
+def test_export_reads_a_conditional_decoding(tmp_path):
+    import json
+
+    from training.quantize.card import decoding_line
+    from training.quantize.export import read_decoding
+
+    path = tmp_path / "decoding-conditional.json"
+    path.write_text(json.dumps({"verdict_temperature": 1.5, "score_sigma": 9.0,
+                                "score_mode": "conditional", "songs": 830}))
+    decoding = read_decoding(str(path))
+    assert decoding == {"verdict_temperature": 1.5, "score_sigma": 9.0,
+                        "score_mode": "conditional", "fitted": {"songs": 830}}
+    assert "inside that verdict's band" in decoding_line(decoding)
+    path.write_text(json.dumps({"score_sigma": 9.0}))  # no mode: the joint decoding, as before
+    assert "score_mode" not in read_decoding(str(path))
