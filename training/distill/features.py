@@ -83,13 +83,56 @@ def apply_freeze(model: nn.Module, trainable_layers: int) -> FreezePlan:
         return FreezePlan(n_layers, 0, False)
     n_frozen = n_layers - trainable_layers
     index = {id(p): i for i, layer in enumerate(layers) for p in layer.parameters()}
+    below = feeds_frozen_layers(model.backbone, n_frozen) if 0 < n_frozen < n_layers else set()
     for name, param in model.backbone.named_parameters():
         if id(param) in index:
             param.requires_grad_(index[id(param)] >= n_frozen)
-        else:  # embeddings below the layers; final norm / pooler above them
-            param.requires_grad_(not _is_embedding(name) and trainable_layers > 0)
+        else:  # embeddings and what the frozen layers read stay; final norm / pooler train
+            param.requires_grad_(not _is_embedding(name) and trainable_layers > 0
+                                 and id(param) not in below)
     model.heads.requires_grad_(True)
     return FreezePlan(n_layers, n_frozen, True)
+
+
+def feeds_frozen_layers(backbone: nn.Module, n_frozen: int) -> set[int]:
+    """Ids of the parameters outside the layers that the first `n_frozen` layers' output depends
+    on (found by one backward pass of a 4-token input): a shared encoder parameter such as
+    MPNet's relative attention bias, which must stay frozen for the frozen part's output, and so
+    its cache, to stay fixed."""
+    layers = layer_list(backbone)
+    inside = {id(p) for layer in layers for p in layer.parameters()}
+    outside = [p for p in backbone.parameters() if id(p) not in inside]
+    state = [p.requires_grad for p in outside]
+    grads = {id(p): p.grad for p in backbone.parameters()}
+    training = backbone.training
+    captured = {}
+
+    def capture(module, args, kwargs):
+        captured["hidden"] = args[0] if args else kwargs["hidden_states"]
+        raise _Captured
+
+    handle = layers[n_frozen].register_forward_pre_hook(capture, with_kwargs=True)
+    backbone.eval()  # no dropout: the probe draws nothing from the RNG
+    try:
+        for p in outside:
+            p.requires_grad_(True)
+            p.grad = None
+        token = min(5, backbone.config.vocab_size - 1)
+        with torch.enable_grad():
+            try:
+                backbone(input_ids=torch.full((1, 4), token, dtype=torch.long),
+                         attention_mask=torch.ones(1, 4, dtype=torch.long))
+            except _Captured:
+                pass
+            captured["hidden"].float().sum().backward()
+        return {id(p) for p in outside if p.grad is not None and bool(p.grad.any())}
+    finally:
+        handle.remove()
+        backbone.train(training)
+        for p, requires in zip(outside, state):
+            p.requires_grad_(requires)
+        for p in backbone.parameters():  # no gradient left behind (clipping reads them all)
+            p.grad = grads[id(p)]
 
 
 def frozen_modules(model: nn.Module, plan: FreezePlan) -> list[nn.Module]:
@@ -114,10 +157,21 @@ class _Captured(Exception):
 
 
 class _PassThrough(nn.Module):
-    """Stands in for a cached frozen layer: returns the hidden states it is given."""
+    """Stands in for a cached frozen layer: returns the hidden states it is given, alone or as
+    the first item of a tuple, as the real layers do (BERT's return a tensor, MPNet's a tuple)."""
+
+    def __init__(self, as_tuple: bool = False):
+        super().__init__()
+        self.as_tuple = as_tuple
 
     def forward(self, hidden_states, *args, **kwargs):  # noqa: D102 - a stub
-        return hidden_states
+        return (hidden_states,) if self.as_tuple else hidden_states
+
+
+def layer_returns_tuple(backbone: nn.Module) -> bool:
+    """Whether the backbone's layers return a tuple (known once a full forward pass has run:
+    `cache_agrees` runs one and records it)."""
+    return getattr(backbone, "_selah_layer_tuple", False)
 
 
 def _replace_hidden(args: tuple, kwargs: dict, hidden: torch.Tensor) -> tuple[tuple, dict]:
@@ -136,7 +190,7 @@ def injected(model: nn.Module, n_frozen: int, hidden: torch.Tensor):
         lambda module, args, kwargs: _replace_hidden(args, kwargs, hidden), with_kwargs=True)
     try:
         for i in range(n_frozen):
-            layers[i] = _PassThrough()
+            layers[i] = _PassThrough(layer_returns_tuple(model.backbone))
         yield
     finally:
         handle.remove()
@@ -274,7 +328,16 @@ def cache_agrees(model: nn.Module, plan: FreezePlan, encoded: Sequence[dict],
     batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
     hidden = batch.pop("hidden")
     model.eval()
-    full = model(**batch)
-    with injected(model, plan.n_frozen, hidden):
-        cached = model(**batch)
+    layer = layer_list(model.backbone)[0]
+    handle = layer.register_forward_hook(lambda module, args, output: setattr(
+        model.backbone, "_selah_layer_tuple", isinstance(output, tuple)))
+    try:
+        full = model(**batch)
+    finally:
+        handle.remove()
+    try:
+        with injected(model, plan.n_frozen, hidden):
+            cached = model(**batch)
+    except (TypeError, IndexError, ValueError, RuntimeError):  # layers that want more than states
+        return False
     return all(torch.allclose(full[k], cached[k], atol=CACHE_TOLERANCE, rtol=1e-3) for k in full)

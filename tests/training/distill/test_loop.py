@@ -193,6 +193,39 @@ def test_the_frozen_cache_trains_like_the_full_forward(tiny_config, tmp_path):
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
 
 
+@pytest.fixture(scope="module")
+def tiny_mpnet(tmp_path_factory) -> Path:
+    """A 2-layer random MPNet (its layers return tuples, BERT's a tensor) with MiniLM's tokenizer."""
+    from transformers import AutoTokenizer, MPNetConfig, MPNetModel
+
+    folder = tmp_path_factory.mktemp("tiny-mpnet")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_backbone("packaged:all-MiniLM-L6-v2"))
+    config = MPNetConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=130,
+                         pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    MPNetModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_the_frozen_cache_serves_a_backbone_whose_layers_return_tuples(tiny_config, tiny_mpnet,
+                                                                      tmp_path):
+    cached = Distiller(tiny_config(out=str(tmp_path / "cached"), trainable_layers=1,
+                                   backbone=str(tiny_mpnet), epochs=1))
+    assert cached.run() and cached.cache_kind == "hidden"
+    full = Distiller(tiny_config(out=str(tmp_path / "full"), trainable_layers=1,
+                                 backbone=str(tiny_mpnet), epochs=1, cache_frozen=False))
+    assert full.run() and full.cache_kind is None
+    a, b = weights(tmp_path / "cached" / "last"), weights(tmp_path / "full" / "last")
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    # the relative attention bias, shared by every layer, feeds the frozen one: it stays frozen
+    # (trained, it would change the cached states), while the trained layer learns
+    model = full.accelerator.unwrap_model(full.model)
+    assert not model.backbone.encoder.relative_attention_bias.weight.requires_grad
+    assert all(p.requires_grad for p in model.backbone.encoder.layer[1].parameters())
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"split": "fold:5/5"}, "split must be"),
     ({"split": "fold:0+1+2/3"}, "split must be"),
