@@ -195,7 +195,7 @@ def test_the_frozen_cache_trains_like_the_full_forward(tiny_config, tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_mpnet(tmp_path_factory) -> Path:
-    """A 2-layer random MPNet (its layers return tuples, BERT's a tensor) with MiniLM's tokenizer."""
+    """A 2-layer random MPNet (its layers return tuples, BERT's a tensor), MiniLM's tokenizer."""
     from transformers import AutoTokenizer, MPNetConfig, MPNetModel
 
     folder = tmp_path_factory.mktemp("tiny-mpnet")
