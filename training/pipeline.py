@@ -36,6 +36,10 @@ from training.config import ConfigError, check_config, option, parse_config, sta
 PROG = "python -m training.pipeline"
 STAGES = ("data", "teacher", "labels", "distill", "crossval", "quantize", "evaluate", "export")
 TEACHER_MODES = ("generative", "heads")
+# decoding -> the file the crossval stage fits it into (argmax: none)
+DECODINGS = {"argmax": None, "temperature": "decoding-temperature.json",
+             "joint": "decoding.json", "conditional": "decoding-conditional.json"}
+CROSSVAL_NAMES = {"soft": "distilled", "hard": "gold"}  # student -> its crossval run
 
 
 class PipelineError(RuntimeError):
@@ -58,6 +62,9 @@ class PipelineConfig:
     baseline: bool = option(True, "also distil a student on the gold labels only")
     crossval: bool = option(False, "cross-validate the distilled and gold-label students over "
                             "the heads teacher's folds (teacher_mode: heads)")
+    decoding: str = option("argmax", "what the exported checkpoint decodes with, fitted on the "
+                           "crossval stage's folds (training.distill.decoding): argmax, "
+                           "temperature, joint or conditional", choices=DECODINGS)
     quantize: dict = option({}, "training.quantize.run settings")
     export: dict = option({}, "training.quantize.export settings")
     stages: list[str] = option(list(STAGES), "stages to run, in order (others must be current)")
@@ -68,6 +75,9 @@ class PipelineConfig:
         unknown = sorted(set(self.stages) - set(STAGES))
         if unknown:
             raise ConfigError(f"unknown stages {', '.join(unknown)}; valid: {', '.join(STAGES)}")
+        if self.decoding != "argmax" and not self.crossval:
+            raise ConfigError(f"decoding {self.decoding} is fitted on the crossval stage's folds: "
+                              "set crossval: true")
         if self.crossval and self.teacher_mode != "heads":
             raise ConfigError("crossval needs teacher_mode: heads (its labels-foldK.jsonl files "
                               "keep every fold's songs from the teacher that scored them)")
@@ -176,6 +186,11 @@ class Pipeline:
             runs[name] = (config, recipe)
         return runs
 
+    def decoding_file(self, student: str) -> Path | None:
+        """The decoding the export ships for a student (`soft`, `hard`), fitted by crossval."""
+        name = DECODINGS[self.config.decoding]
+        return self.paths["crossval"] / CROSSVAL_NAMES[student] / name if name else None
+
     def students(self) -> dict[str, Path]:
         """`{name: run folder}` of the students this run trains."""
         students = {"soft": self.paths["student"]}
@@ -198,8 +213,8 @@ class Pipeline:
             "crossval": lambda: {name: [dataclasses.asdict(x) for x in run]
                                  for name, run in self.crossval_configs().items()},
             "quantize": lambda: c.quantize,
-            "evaluate": lambda: {},
-            "export": lambda: c.export,
+            "evaluate": lambda: {"decoding": c.decoding},
+            "export": lambda: {**c.export, "decoding": c.decoding},
         }[name]
         value = settings() if callable(settings) else settings
         return {"stage": name, "data_sha256": self.data_sha256, "settings": value}

@@ -112,8 +112,9 @@ def teacher_verdict(record: dict) -> str:
 
 
 def stage_evaluate(p) -> dict:
-    """Each student's hold-out metrics, and its agreement with the teacher on the hold-out songs
-    the teacher labelled: same verdict, and (when the labels carry scores) scores within 5."""
+    """Each student's hold-out metrics (decoded as its checkpoint will be: `decoding`), and its
+    agreement with the teacher on the hold-out songs the teacher labelled: same verdict, and
+    (when the labels carry scores) scores within 5."""
     from selah.inference import predict_songs
     from selah.student import load_student
     from training.data.readers import holdout_split, read_examples
@@ -132,6 +133,7 @@ def stage_evaluate(p) -> dict:
     gold = [holdout[i].label.verdict for i in labelled]
     t_verdicts = [teacher_verdict(r) for r in rows]
     figures = {"holdout_songs": len(holdout), "teacher_labelled_holdout_songs": len(labelled),
+               "decoding": p.config.decoding,
                "teacher": {"verdict_accuracy": metrics.accuracy(gold, t_verdicts),
                            "verdict_macro_f1": metrics.macro_f1(gold, t_verdicts)}}
     if all("score" in r for r in rows):
@@ -139,7 +141,10 @@ def stage_evaluate(p) -> dict:
             [float(holdout[i].label.score) for i in labelled], [r["score"] for r in rows])
     for name, folder in p.students().items():
         model, featurizer, _ = load_student(folder / "best")
-        predictions = predict_songs(model, featurizer, [e.song() for e in holdout])
+        path = p.decoding_file(name)
+        decoding = json.loads(path.read_text()) if path else None
+        predictions = predict_songs(model, featurizer, [e.song() for e in holdout],
+                                    decoding=decoding)
         result = evaluate_predictions(holdout, predictions)
         s_verdicts = [predictions[i]["verdict"] for i in labelled]
         result["teacher_verdict_agreement"] = metrics.accuracy(t_verdicts, s_verdicts)
@@ -159,8 +164,10 @@ def stage_export(p) -> dict:
 
     chosen = p.read_stamp("evaluate")["figures"]["chosen"]
     folder = p.students()[chosen] / "best"
-    config = stage_settings(ExportConfig, p.config.export, {
-        "student": str(folder), "data": p.config.data, "out": str(p.paths["checkpoint"])})
+    forced = {"student": str(folder), "data": p.config.data, "out": str(p.paths["checkpoint"])}
+    if p.decoding_file(chosen):
+        forced["decoding"] = str(p.decoding_file(chosen))
+    config = stage_settings(ExportConfig, p.config.export, forced)
     manifest = export(config)
     return {"student": chosen, "checkpoint": str(p.paths["checkpoint"]),
             "model_id": manifest["model_id"], "agreement": manifest["agreement"],

@@ -177,6 +177,8 @@ def test_heads_pipeline_students_must_share_the_teachers_split(tmp_path):
 def test_crossval_needs_the_cross_fitted_teacher(tmp_path):
     with pytest.raises(ConfigError, match="crossval needs teacher_mode: heads"):
         tiny_config(tmp_path, crossval=True)
+    with pytest.raises(ConfigError, match="set crossval: true"):
+        tiny_config(tmp_path, decoding="joint")
 
 
 @pytest.fixture(scope="module")
@@ -223,6 +225,13 @@ def test_the_heads_pipeline_reports_teacher_and_students_on_every_fold(tiny_head
         assert 0 <= evaluate[student]["teacher_verdict_agreement"] <= 1
         assert -1 <= evaluate[student]["teacher_kappa"] <= 1
     assert figures["export"]["student"] == evaluate["chosen"]
+    assert evaluate["decoding"] == "conditional"
+    manifest = json.loads((tiny_heads_run / "checkpoint" / "manifest.json").read_text())
+    name = {"soft": "distilled", "hard": "gold"}[evaluate["chosen"]]
+    fitted = json.loads((tiny_heads_run / "crossval" / name /
+                         "decoding-conditional.json").read_text())
+    assert manifest["decoding"]["score_mode"] == "conditional"
+    assert manifest["decoding"]["score_sigma"] == fitted["score_sigma"]
     assert (tiny_heads_run / "teacher" / "labels-fold2.jsonl").is_file()
     assert "| crossval | ran |" in (tiny_heads_run / "report.md").read_text()
 

@@ -314,9 +314,8 @@ def run_crossval(config: CrossvalConfig, recipe: DistillConfig,
                  for f in per_fold]
         report["decoding"] = decoding.study([(s["logits"], [by_id[i] for i in s["song_ids"]])
                                              for s in saved])
-        (out / "decoding.json").write_text(json.dumps(report["decoding"]["decoding"], indent=2))
-        (out / "decoding-conditional.json").write_text(
-            json.dumps(report["decoding"]["conditional"], indent=2))
+        for name, fitted in decoding.files(report["decoding"]).items():
+            (out / name).write_text(json.dumps(fitted, indent=2))
     if config.baseline:
         folds = kfold(examples, config.folds, recipe.holdout, recipe.split_seed)
         baseline = logistic_baseline(recipe, examples, [folds[k] for k in report["folds_run"]],

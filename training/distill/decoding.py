@@ -95,10 +95,19 @@ def study(folds: list[tuple[dict[str, torch.Tensor], list]]) -> dict:
         mean[name]["recall"] = {v: statistics.fmean(r[name]["recall"].get(v, 0.0) for r in rows)
                                 for v in VERDICTS}
     joined, songs = _join([f[0] for f in folds]), [e for f in folds for e in f[1]]
-    everything = fit(joined, songs)
-    conditional = {**fit(joined, songs, joint=False), "score_sigma": everything["score_sigma"],
+    everything, tempered = fit(joined, songs), fit(joined, songs, joint=False)
+    conditional = {**tempered, "score_sigma": everything["score_sigma"],
                    "score_mode": "conditional"}
-    return {"per_fold": rows, "mean": mean, "decoding": everything, "conditional": conditional}
+    return {"per_fold": rows, "mean": mean, "decoding": everything, "conditional": conditional,
+            "temperature": tempered}
+
+
+def files(result: dict) -> dict[str, dict]:
+    """`{file name: decoding}` of a study's decodings fitted on every fold, one per variant that
+    needs one (argmax needs none): what `training.quantize.export --decoding` reads."""
+    return {"decoding.json": result["decoding"],
+            "decoding-conditional.json": result["conditional"],
+            "decoding-temperature.json": result["temperature"]}
 
 
 def markdown(result: dict) -> list[str]:
