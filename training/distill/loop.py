@@ -167,8 +167,10 @@ class Distiller:
         frozen = frozen_features(model, self.plan, self.featurizer, self.encoded, keys,
                                  self.store, self.accelerator, self.config.eval_batch_size,
                                  self.config.progress)
-        if self.cache_kind == "hidden" and not cache_agrees(model, self.plan, self.encoded[:3],
-                                                            frozen[:3], self.pad_id):
+        with self.accelerator.autocast():  # as the states were computed, and training runs
+            agrees = self.cache_kind != "hidden" or cache_agrees(
+                model, self.plan, self.encoded[:3], frozen[:3], self.pad_id)
+        if not agrees:
             print(f"warning: cached frozen states of {type(model.backbone).__name__} do not "
                   "reproduce its forward pass; training without the cache", file=sys.stderr)
             self.cache_kind = None
@@ -343,10 +345,6 @@ class Distiller:
                 "decoding": "verdict = argmax; score = sigmoid(score head) x 100 clamped into the "
                             "predicted verdict's band (raw value: raw_score)"}
 
-    @property
-    def _inner_optimizer(self) -> torch.optim.Optimizer:
-        return getattr(self.optimizer, "optimizer", self.optimizer)  # accelerate's wrapper
-
     def _save_last(self) -> None:
         """The full training state to OUT/last (with adapters, their unmerged weights too)."""
         model = self.accelerator.unwrap_model(self.model)
@@ -355,7 +353,7 @@ class Distiller:
             self.out / "last", model, self.tokenizer,
             self.featurizer, self._meta({"epoch": self.state["epoch"], "metrics": None}),
             {**self.state, **extra, "scheduler": self.scheduler.state_dict(),
-             "optimizer": optim.state_dict(self._inner_optimizer, self.config),
+             "optimizer": optim.state_dict(self.optimizer, self.config),
              "config": dataclasses.asdict(self.config)})
 
     def _resume(self) -> None:
@@ -370,7 +368,7 @@ class Distiller:
             raise DistillError(f"{last} was made with other settings ({'; '.join(changed)}); "
                                "use another --out, or --no-resume to start over")
         saved = load_training_state(last, self.accelerator.unwrap_model(self.model))
-        optim.load_state_dict(self._inner_optimizer, saved["optimizer"], self.config)
+        optim.load_state_dict(self.optimizer, saved["optimizer"], self.config)
         self.scheduler.load_state_dict(saved["scheduler"])
         self.state = {k: saved[k] for k in self.state}
 

@@ -59,6 +59,7 @@ def build_optimizer(model: nn.Module, config) -> torch.optim.Optimizer:
 
 def state_dict(optimizer: torch.optim.Optimizer, config) -> dict:
     """The optimizer's state, GaLore projectors as plain tensors (loadable weights_only)."""
+    optimizer = getattr(optimizer, "optimizer", optimizer)  # inside accelerate's wrapper
     if config.optimizer == "galore":
         from training.teacher.galore import optimizer_state
 
@@ -68,6 +69,7 @@ def state_dict(optimizer: torch.optim.Optimizer, config) -> dict:
 
 def load_state_dict(optimizer: torch.optim.Optimizer, state: dict, config) -> None:
     """Load what `state_dict` saved."""
+    optimizer = getattr(optimizer, "optimizer", optimizer)
     if config.optimizer == "galore":
         from training.teacher.galore import load_optimizer_state
 

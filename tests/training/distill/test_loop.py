@@ -193,6 +193,36 @@ def test_the_frozen_cache_trains_like_the_full_forward(tiny_config, tmp_path):
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
 
 
+@pytest.fixture
+def fresh_accelerate():
+    """accelerate keeps one mixed-precision state per process: a clean one for this test."""
+    from accelerate.state import AcceleratorState, PartialState
+
+    AcceleratorState._reset_state(True)
+    yield
+    AcceleratorState._reset_state(True)
+    PartialState._reset_state()
+
+
+def test_the_cache_self_check_runs_under_the_runs_autocast(tiny_config, fresh_accelerate,
+                                                           monkeypatch):
+    """The states are computed under bf16 autocast; compared with a float32 forward they differ
+    by ~5e-4 on mpnet, which turned the cache off for every bf16 run."""
+    import training.distill.loop as loop
+    from training.distill.features import cache_agrees
+
+    seen = []
+
+    def check(*args):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return cache_agrees(*args)
+
+    monkeypatch.setattr(loop, "cache_agrees", check)
+    distiller = Distiller(tiny_config(trainable_layers=1, mixed_precision="bf16"))
+    distiller.setup()
+    assert seen == [True] and distiller.cache_kind == "hidden"
+
+
 @pytest.fixture(scope="module")
 def tiny_mpnet(tmp_path_factory) -> Path:
     """A 2-layer random MPNet (its layers return tuples, BERT's a tensor), MiniLM's tokenizer."""
