@@ -298,6 +298,11 @@ def write_report(p: Pipeline, statuses: dict) -> dict:
     for name, stage in stages.items():
         lines.append(f"| {name} | {stage['status']} | {stage.get('wall_seconds')} | "
                      f"{stage.get('peak_rss_mib')} |")
+    if stages.get("crossval", {}).get("figures"):
+        from training.stages import crossval_table
+
+        lines += crossval_table(stages["crossval"]["figures"], stages.get("evaluate", {}),
+                                stages["teacher"].get("figures") or {})
     for name, stage in stages.items():
         lines += ["", f"## {name}", "", "```json",
                   json.dumps(stage.get("figures"), indent=2, default=str), "```"]

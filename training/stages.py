@@ -93,6 +93,40 @@ def stage_crossval(p) -> dict:
     return figures
 
 
+def crossval_table(figures: dict, evaluate: dict, teacher: dict) -> list[str]:
+    """The crossval stage as Markdown: per fold and as the mean, the teacher (its out-of-fold
+    songs), the distilled student (with its agreement with the teacher) and the gold-label one;
+    then the hold-out's students from the evaluate stage."""
+    from training.distill.crossval import figures_row
+
+    header = ["| who | accuracy | macro-F1 | MAE | Pearson | theme F1 | concern F1 | ECE | "
+              "recall free / context / caution / avoid | teacher accuracy | agreement verdict / "
+              "plan / kappa |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["", "## Cross-validation over the teacher's folds", "", *header]
+    distilled, gold = figures["distilled"], figures["gold"]
+    rows = [(f"fold {d['fold']}", d, g) for d, g in zip(distilled["per_fold"], gold["per_fold"])]
+    rows.append(("**mean**", distilled["mean"], gold["mean"]))
+    for name, d, g in rows:
+        lines += [figures_row(f"{name} teacher", {"student": d["teacher"]}),
+                  figures_row(f"{name} distilled", d), figures_row(f"{name} gold", g)]
+    held = evaluate.get("figures") or {}
+    if held.get("soft"):
+        lines += ["", f"Hold-out ({held['holdout_songs']} songs; the students decoded with "
+                  f"{held['decoding']}; the teacher: the mean of its fits, from the teacher "
+                  "stage):", "", *header]
+        if teacher.get("holdout"):
+            lines.append(figures_row("teacher", {"student": teacher["holdout"]}))
+        for name, label in (("soft", "distilled"), ("hard", "gold")):
+            if held.get(name):
+                student = held[name]
+                agreement = {"verdict": student["teacher_verdict_agreement"],
+                             "plan": student.get("teacher_agreement"),
+                             "kappa": student["teacher_kappa"]}
+                lines.append(figures_row(label, {"student": student, "agreement": agreement,
+                                                 "teacher": held["teacher"]}))
+    return lines
+
+
 def stage_quantize(p) -> dict:
     """INT8 size and forward time of the soft-label student."""
     from training.quantize.run import QuantizeConfig, run
@@ -145,7 +179,8 @@ def stage_evaluate(p) -> dict:
         decoding = json.loads(path.read_text()) if path else None
         predictions = predict_songs(model, featurizer, [e.song() for e in holdout],
                                     decoding=decoding)
-        result = evaluate_predictions(holdout, predictions)
+        result = {**evaluate_predictions(holdout, predictions),
+                  **metrics.evaluate_fields(holdout, predictions)}
         s_verdicts = [predictions[i]["verdict"] for i in labelled]
         result["teacher_verdict_agreement"] = metrics.accuracy(t_verdicts, s_verdicts)
         result["teacher_kappa"] = metrics.cohen_kappa(t_verdicts, s_verdicts)

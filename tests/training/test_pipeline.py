@@ -233,7 +233,11 @@ def test_the_heads_pipeline_reports_teacher_and_students_on_every_fold(tiny_head
     assert manifest["decoding"]["score_mode"] == "conditional"
     assert manifest["decoding"]["score_sigma"] == fitted["score_sigma"]
     assert (tiny_heads_run / "teacher" / "labels-fold2.jsonl").is_file()
-    assert "| crossval | ran |" in (tiny_heads_run / "report.md").read_text()
+    markdown = (tiny_heads_run / "report.md").read_text()
+    assert "| crossval | ran |" in markdown
+    for who in ("teacher", "distilled", "gold"):  # every fold, the mean and the hold-out
+        assert markdown.count(f"| fold 2 {who} |") == 1 and f"| **mean** {who} |" in markdown
+        assert f"\n| {who} |" in markdown.split("Hold-out (")[1]
 
 
 @pytest.mark.slow

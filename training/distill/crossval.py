@@ -211,6 +211,8 @@ def mean_figures(rows: list[dict]) -> dict:
     result = {"student": student}
     if all("agreement" in r for r in rows) and rows:
         result["teacher"] = {f: mean([r["teacher"][f] for r in rows]) for f in FIGURES}
+        result["teacher"]["recall"] = {v: mean([r["teacher"]["recall"].get(v) for r in rows])
+                                       for v in VERDICTS}
         result["agreement"] = {k: mean([r["agreement"][k] for r in rows])
                                for k in ("verdict", "plan", "kappa")}
     return result
