@@ -128,14 +128,19 @@ def test_unknown_stage_names_are_refused(tmp_path):
         tiny_config(tmp_path, stages=["data", "distil"])
 
 
-@pytest.mark.parametrize("name", ["tiny", "embedded_generative", "production"])
-def test_shipped_configs_build_every_stage_config(name, tmp_path):
+def shipped_pipeline(name: str, out: Path) -> Pipeline:
+    """The Pipeline of training/configs/NAME.yaml on the fixture songs, writing under `out`."""
     values = load_yaml(REPO / "training" / "configs" / f"{name}.yaml")
     values.update(data=str(REPO / "tests" / "training" / "fixtures" / "songs_training.jsonl"),
-                  out=str(tmp_path))
+                  out=str(out))
     config = PipelineConfig(**values)
     check_config(config)
-    pipeline = Pipeline(config)
+    return Pipeline(config)
+
+
+@pytest.mark.parametrize("name", ["tiny", "embedded_generative", "production"])
+def test_shipped_configs_build_every_stage_config(name, tmp_path):
+    pipeline = shipped_pipeline(name, tmp_path)
     teacher, labels = pipeline.teacher_config(), pipeline.labels_config()
     assert labels.teacher == str(tmp_path / "teacher" / "final")
     assert labels.holdout == teacher.holdout  # the teacher and the summary share one hold-out
@@ -146,12 +151,7 @@ def test_shipped_configs_build_every_stage_config(name, tmp_path):
 
 @pytest.mark.parametrize("name", ["tiny_heads", "embedded"])
 def test_heads_teacher_configs_build_every_stage_config(name, tmp_path):
-    values = load_yaml(REPO / "training" / "configs" / f"{name}.yaml")
-    values.update(data=str(REPO / "tests" / "training" / "fixtures" / "songs_training.jsonl"),
-                  out=str(tmp_path))
-    config = PipelineConfig(**values)
-    check_config(config)
-    pipeline = Pipeline(config)
+    pipeline = shipped_pipeline(name, tmp_path)
     assert pipeline.active_stages() == STAGES
     labels = tmp_path / "teacher" / "labels.jsonl"  # written by the teacher itself
     assert pipeline.distill_config(True).teacher_labels == str(labels)
