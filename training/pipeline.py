@@ -17,7 +17,8 @@ tiny BERT student backbone), `teacher` (`training.teacher.trainer`), `labels`
 `baseline: true` a second student on the gold labels only, for comparison), `quantize`
 (`training.quantize.run`: INT8 size and speed), `evaluate` (each student on the hold-out, and its
 agreement with the teacher: same verdict and score within 5 points), `export`
-(`training.quantize.export` of the better student by verdict macro-F1). The report: OUT/report.json
+(`training.quantize.export` of the better student by verdict macro-F1: the crossval stage's
+mean when it ran, else the hold-out's). The report: OUT/report.json
 and OUT/report.md.
 """
 

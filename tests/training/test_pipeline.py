@@ -226,6 +226,9 @@ def test_the_heads_pipeline_reports_teacher_and_students_on_every_fold(tiny_head
         assert -1 <= evaluate[student]["teacher_kappa"] <= 1
     assert figures["export"]["student"] == evaluate["chosen"]
     assert evaluate["decoding"] == "conditional"
+    assert evaluate["chosen_by"] == "crossval mean verdict macro-F1"
+    assert evaluate["chosen"] == max(("soft", "distilled"), ("hard", "gold"), key=lambda n:
+                                     crossval[n[1]]["mean"]["student"]["verdict_macro_f1"])[0]
     manifest = json.loads((tiny_heads_run / "checkpoint" / "manifest.json").read_text())
     name = {"soft": "distilled", "hard": "gold"}[evaluate["chosen"]]
     fitted = json.loads((tiny_heads_run / "crossval" / name /
