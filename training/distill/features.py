@@ -101,7 +101,11 @@ def feeds_frozen_layers(backbone: nn.Module, n_frozen: int) -> set[int]:
     its cache, to stay fixed."""
     layers = layer_list(backbone)
     inside = {id(p) for layer in layers for p in layer.parameters()}
-    outside = [p for p in backbone.parameters() if id(p) not in inside]
+    # embeddings stay frozen by name: no gradient buffer for them (gpt-oss's is 0.6 B values)
+    outside = [p for name, p in backbone.named_parameters()
+               if id(p) not in inside and not _is_embedding(name)]
+    if not outside:
+        return set()
     state = [p.requires_grad for p in outside]
     grads = {id(p): p.grad for p in backbone.parameters()}
     training = backbone.training
@@ -124,7 +128,10 @@ def feeds_frozen_layers(backbone: nn.Module, n_frozen: int) -> set[int]:
                          attention_mask=torch.ones(1, 4, dtype=torch.long))
             except _Captured:
                 pass
-            captured["hidden"].float().sum().backward()
+            hidden = captured["hidden"]
+            if not hidden.requires_grad:  # nothing on the path asks for a gradient
+                return set()
+            hidden.float().sum().backward()
         return {id(p) for p in outside if p.grad is not None and bool(p.grad.any())}
     finally:
         handle.remove()
