@@ -136,15 +136,13 @@ def decode_logits(logits: dict[str, torch.Tensor], head_specs,
         heads = {name: rows[i] for name, rows in decoded.items()}
         verdict_probs = heads["verdict"]
         raw = heads["score"]["score"]
-        if sigma and conditional:
-            verdict = max(schema.VERDICTS, key=lambda v: verdict_probs[v])
-            score = band_moments(verdict, raw, float(sigma))[1]
-        elif sigma:
+        if sigma and not conditional:
             verdict_probs, verdict, score = joint_decode(verdict_probs, raw, float(sigma))
         else:
             verdict = max(schema.VERDICTS, key=lambda v: verdict_probs[v])
             lowest, highest = schema.score_band(verdict)
-            score = min(max(raw, float(lowest)), float(highest))
+            score = (band_moments(verdict, raw, float(sigma))[1] if sigma
+                     else min(max(raw, float(lowest)), float(highest)))
         predictions.append({
             "verdict": verdict,
             "verdict_probs": verdict_probs,

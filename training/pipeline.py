@@ -161,10 +161,10 @@ class Pipeline:
             forced["backbone"] = str(self.paths["models"] / "student")
         config = stage_settings(DistillConfig, self.config.distill, forced)
         if self.heads:
-            if (config.holdout, config.split_seed) != self.split():
+            split = self.split()  # parses every member's recipe: once
+            if (config.holdout, config.split_seed) != split:
                 raise ConfigError("the students' holdout and split_seed must be the teacher "
-                                  f"recipe's {self.split()}, got "
-                                  f"{(config.holdout, config.split_seed)}")
+                                  f"recipe's {split}, got {(config.holdout, config.split_seed)}")
             if config.split != "holdout":
                 raise ConfigError("with a heads teacher the students train on the non-holdout "
                                   f"songs (split: holdout), got {config.split}")

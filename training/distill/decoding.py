@@ -84,8 +84,7 @@ def study(folds: list[tuple[dict[str, torch.Tensor], list]]) -> dict:
         fitted = fit(logits_others, songs_others)
         tempered = fit(logits_others, songs_others, joint=False)
         variants = {"argmax": None, "temperature": tempered, "joint": fitted,
-                    "conditional": {**tempered, "score_sigma": fitted["score_sigma"],
-                                    "score_mode": "conditional"}}
+                    "conditional": conditional_of(tempered, fitted)}
         rows.append({"fold": k, "fitted": fitted,
                      **{name: score(decode_logits(logits, HEAD_SPECS, decoding), examples)
                         for name, decoding in variants.items()}})
@@ -96,10 +95,13 @@ def study(folds: list[tuple[dict[str, torch.Tensor], list]]) -> dict:
                                 for v in VERDICTS}
     joined, songs = _join([f[0] for f in folds]), [e for f in folds for e in f[1]]
     everything, tempered = fit(joined, songs), fit(joined, songs, joint=False)
-    conditional = {**tempered, "score_sigma": everything["score_sigma"],
-                   "score_mode": "conditional"}
-    return {"per_fold": rows, "mean": mean, "decoding": everything, "conditional": conditional,
-            "temperature": tempered}
+    return {"per_fold": rows, "mean": mean, "decoding": everything,
+            "conditional": conditional_of(tempered, everything), "temperature": tempered}
+
+
+def conditional_of(tempered: dict, joint: dict) -> dict:
+    """The conditional decoding: the verdict head's own temperature, the joint fit's sigma."""
+    return {**tempered, "score_sigma": joint["score_sigma"], "score_mode": "conditional"}
 
 
 def files(result: dict) -> dict[str, dict]:

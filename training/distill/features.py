@@ -99,8 +99,7 @@ def feeds_frozen_layers(backbone: nn.Module, n_frozen: int) -> set[int]:
     on (found by one backward pass of a 4-token input): a shared encoder parameter such as
     MPNet's relative attention bias, which must stay frozen for the frozen part's output, and so
     its cache, to stay fixed."""
-    layers = layer_list(backbone)
-    inside = {id(p) for layer in layers for p in layer.parameters()}
+    inside = {id(p) for layer in layer_list(backbone) for p in layer.parameters()}
     # embeddings stay frozen by name: no gradient buffer for them (gpt-oss's is 0.6 B values)
     outside = [p for name, p in backbone.named_parameters()
                if id(p) not in inside and not _is_embedding(name)]
@@ -109,13 +108,6 @@ def feeds_frozen_layers(backbone: nn.Module, n_frozen: int) -> set[int]:
     state = [p.requires_grad for p in outside]
     grads = {id(p): p.grad for p in backbone.parameters()}
     training = backbone.training
-    captured = {}
-
-    def capture(module, args, kwargs):
-        captured["hidden"] = args[0] if args else kwargs["hidden_states"]
-        raise _Captured
-
-    handle = layers[n_frozen].register_forward_pre_hook(capture, with_kwargs=True)
     backbone.eval()  # no dropout: the probe draws nothing from the RNG
     try:
         for p in outside:
@@ -123,18 +115,14 @@ def feeds_frozen_layers(backbone: nn.Module, n_frozen: int) -> set[int]:
             p.grad = None
         token = min(5, backbone.config.vocab_size - 1)
         with torch.enable_grad():
-            try:
-                backbone(input_ids=torch.full((1, 4), token, dtype=torch.long),
-                         attention_mask=torch.ones(1, 4, dtype=torch.long))
-            except _Captured:
-                pass
-            hidden = captured["hidden"]
+            hidden = entering_states(backbone, n_frozen,
+                                     torch.full((1, 4), token, dtype=torch.long),
+                                     torch.ones(1, 4, dtype=torch.long))
             if not hidden.requires_grad:  # nothing on the path asks for a gradient
                 return set()
             hidden.float().sum().backward()
         return {id(p) for p in outside if p.grad is not None and bool(p.grad.any())}
     finally:
-        handle.remove()
         backbone.train(training)
         for p, requires in zip(outside, state):
             p.requires_grad_(requires)
@@ -179,6 +167,26 @@ def layer_returns_tuple(backbone: nn.Module) -> bool:
     """Whether the backbone's layers return a tuple (known once a full forward pass has run:
     `cache_agrees` runs one and records it)."""
     return getattr(backbone, "_selah_layer_tuple", False)
+
+
+def entering_states(backbone: nn.Module, index: int, input_ids: torch.Tensor,
+                    attention_mask: torch.Tensor) -> torch.Tensor:
+    """The hidden states entering layer `index` (the forward pass stops there), computed in the
+    caller's grad mode."""
+    captured = {}
+
+    def capture(module, args, kwargs):
+        captured["hidden"] = args[0] if args else kwargs["hidden_states"]
+        raise _Captured
+
+    handle = layer_list(backbone)[index].register_forward_pre_hook(capture, with_kwargs=True)
+    try:
+        backbone(input_ids=input_ids, attention_mask=attention_mask)
+    except _Captured:
+        pass
+    finally:
+        handle.remove()
+    return captured["hidden"]
 
 
 def _replace_hidden(args: tuple, kwargs: dict, hidden: torch.Tensor) -> tuple[tuple, dict]:
@@ -281,21 +289,9 @@ def compute_frozen(model: nn.Module, plan: FreezePlan, encoded: Sequence[dict], 
              for k, v in collate(encoded, pad_id).items()}
     if plan.cache_kind == "pooled":
         return list(model.encode(**batch).float().cpu())
-    captured = {}
-
-    def capture(module, args, kwargs):
-        captured["hidden"] = args[0] if args else kwargs["hidden_states"]
-        raise _Captured
-
-    handle = layer_list(model.backbone)[plan.n_frozen].register_forward_pre_hook(
-        capture, with_kwargs=True)
-    try:
-        model.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    except _Captured:
-        pass
-    finally:
-        handle.remove()
-    hidden, owners = captured["hidden"].cpu(), batch["song_index"].cpu()
+    hidden = entering_states(model.backbone, plan.n_frozen, batch["input_ids"],
+                             batch["attention_mask"]).cpu()
+    owners = batch["song_index"].cpu()
     return [hidden[owners == song, : e["input_ids"].size(1)].clone()
             for song, e in enumerate(encoded)]
 
