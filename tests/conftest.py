@@ -22,6 +22,9 @@ TEMPLATES = REPO / "tests" / "training" / "fixtures" / "templates"
 # processes it starts: a test never reads floors that another run or a service wrote.
 os.environ["SELAH_FLOOR_CACHE"] = str(Path(tempfile.mkdtemp(prefix="selah-floors-"))
                                       / "bf16-row-floors.json")
+# Likewise the scripture-quote index (`selah.quotes`): built once per run, read by its processes.
+os.environ["SELAH_QUOTE_CACHE"] = str(Path(tempfile.mkdtemp(prefix="selah-quotes-"))
+                                      / "scripture-quotes.pt")
 
 
 class TestConfig(Config):
