@@ -31,6 +31,7 @@ from typing import Sequence
 
 import torch
 
+from selah import evidence as line_evidence
 from selah import schema
 
 GROUP_NAMES = {"concern_severity": schema.CONCERN_CATEGORIES}
@@ -182,90 +183,129 @@ def pass_rows(max_length: int) -> tuple[int, ...]:
                          for windows in range(1, max(1, MAX_PASS_TOKENS // length) + 1)}))
 
 
-def featurize_buckets(featurizer, songs: Sequence[dict]) -> dict:
+def featurize_buckets(featurizer, songs: Sequence[dict], lines: bool = False) -> dict:
     """The songs' windows, tokenised in one call and grouped by bucket:
     `{buckets: [(window positions [Wb], input_ids [Wb, Lb], attention_mask [Wb, Lb]), ...],
-    song_index [W], n_songs}`, windows numbered in song order."""
+    song_index [W], n_songs}`, windows numbered in song order; with `lines`, `lines` holds each
+    bucket's token lyric lines [Wb, Lb] (`selah.evidence.token_lines`; 0: none)."""
     texts = featurizer.texts(songs)
     tokenizer = featurizer.tokenizer
     encoded = tokenizer(texts, truncation=True, max_length=featurizer.max_length,
-                        stride=featurizer.stride, return_overflowing_tokens=True)
+                        stride=featurizer.stride, return_overflowing_tokens=True,
+                        return_offsets_mapping=lines)
     windows = encoded["input_ids"]
     buckets = window_buckets(featurizer.max_length)
     members: dict[int, list[int]] = {length: [] for length in buckets}
     for position, ids in enumerate(windows):
         members[next(b for b in buckets if len(ids) <= b)].append(position)
-    groups = []
+    groups, line_groups = [], []
+    song_of = encoded["overflow_to_sample_mapping"]
     for length, positions in members.items():
         if not positions:
             continue
         input_ids = torch.full((len(positions), length), tokenizer.pad_token_id, dtype=torch.long)
         attention_mask = torch.zeros((len(positions), length), dtype=torch.long)
+        token_lines = torch.zeros((len(positions), length), dtype=torch.long) if lines else None
         for row, position in enumerate(positions):
             ids = windows[position]
             input_ids[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
             attention_mask[row, :len(ids)] = 1
+            if lines:
+                token_lines[row, :len(ids)] = torch.tensor(line_evidence.token_lines(
+                    encoded["offset_mapping"][position], songs[song_of[position]]))
         groups.append((torch.tensor(positions, dtype=torch.long), input_ids, attention_mask))
-    return {"buckets": groups, "n_windows": len(windows), "n_songs": len(texts),
-            "song_index": torch.tensor(encoded["overflow_to_sample_mapping"], dtype=torch.long)}
+        line_groups.append(token_lines)
+    batch = {"buckets": groups, "n_windows": len(windows), "n_songs": len(texts),
+             "song_index": torch.tensor(song_of, dtype=torch.long)}
+    if lines:
+        batch["lines"] = line_groups
+    return batch
 
 
-def encode_buckets(model, batch: dict, device) -> torch.Tensor:
+def encode_buckets(model, batch: dict, device, line_terms: list | None = None) -> torch.Tensor:
     """Song vectors [n_songs, hidden] (float32, on `device`) of `featurize_buckets`' windows:
-    each bucket's
-    forward passes (of `MAX_PASS_TOKENS` at most) give per-window pooling terms, which are added
-    up per song in window order (`StudentModel.pool`)."""
+    each bucket's forward passes (of `MAX_PASS_TOKENS` at most) give per-window pooling terms,
+    which are added up per song in window order (`StudentModel.pool`). A batch featurized with
+    `lines` fills `line_terms[window]` with the window's `selah.evidence.line_peaks`."""
     hidden_size = model.backbone.config.hidden_size
     totals = torch.zeros(batch["n_windows"], hidden_size, device=device)
     counts = torch.zeros(batch["n_windows"], 1, device=device)
-    for positions, input_ids, attention_mask in batch["buckets"]:
+    lines = batch.get("lines") if line_terms is not None else None
+    for group, (positions, input_ids, attention_mask) in enumerate(batch["buckets"]):
         positions = positions.to(device)
         step = max(1, MAX_PASS_TOKENS // input_ids.size(1))
         for start in range(0, len(positions), step):
             piece = slice(start, start + step)
-            total, count = model.window_terms(input_ids[piece].to(device),
-                                              attention_mask[piece].to(device))
-            totals[positions[piece]], counts[positions[piece]] = total.float(), count.float()
+            window = (input_ids[piece].to(device), attention_mask[piece].to(device))
+            terms = model.window_terms(*window, states=True) if lines else \
+                model.window_terms(*window)
+            totals[positions[piece]], counts[positions[piece]] = terms[0].float(), terms[1].float()
+            if lines:
+                peaks = line_evidence.line_peaks(model, terms[2], lines[group][piece])
+                for position, term in zip(positions[piece].tolist(), peaks):
+                    line_terms[position] = term
     return model.pool(totals, counts, batch["song_index"].to(device), batch["n_songs"])
 
 
 def forward_songs(model, featurizer, songs: Sequence[dict], batch_size: int = 16,
-                  device: str | torch.device | None = None) -> dict[str, torch.Tensor]:
+                  device: str | torch.device | None = None,
+                  evidence: list | None = None) -> dict[str, torch.Tensor]:
     """Logits per head `{name: [n_songs, width]}` (float32, on CPU), `batch_size` songs a pass
-    (longest first), on `device` (default: where the model's parameters are)."""
+    (longest first), on `device` (default: where the model's parameters are). A list given as
+    `evidence` is filled with each song's per-line logits (`selah.evidence.song_line_logits`),
+    in song order, when the student supports them (`selah.evidence.supported`)."""
     if device is None:
         device = next(model.parameters()).device
     order = sorted(range(len(songs)), key=lambda i: -sum(len(songs[i][k]) for k in
                                                         ("title", "artist", "lyrics")))
     rows: dict[str, list] = {name: [None] * len(songs) for name in model.heads}
+    explain = evidence is not None and line_evidence.supported(model, featurizer)
+    if evidence is not None:
+        evidence[:] = [None] * len(songs)
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             chosen = order[start:start + batch_size]
-            batch = featurize_buckets(featurizer, [songs[i] for i in chosen])
-            pooled = model.dropout(encode_buckets(model, batch, device))
+            batch = featurize_buckets(featurizer, [songs[i] for i in chosen], lines=explain)
+            terms = [None] * batch["n_windows"] if explain else None
+            pooled = model.dropout(encode_buckets(model, batch, device, terms))
             # `StudentModel.forward`, with the heads applied one song at a time: a float GEMM's
             # rounding can depend on how many rows it is given, a single row's never does.
             for name, head in model.heads.items():
                 for row, index in enumerate(chosen):
                     rows[name][index] = head(pooled[row:row + 1]).float().cpu()
+            if explain:
+                windows: list[list] = [[] for _ in chosen]
+                for position, song in enumerate(batch["song_index"].tolist()):
+                    windows[song].append(terms[position])
+                for row, index in enumerate(chosen):
+                    evidence[index] = line_evidence.song_line_logits(windows[row])
     return {name: torch.cat(values) for name, values in rows.items()}
 
 
 def predict_songs(model, featurizer, songs: Sequence[dict], batch_size: int = 16,
                   device: str | torch.device | None = None,
-                  decoding: dict | None = None) -> list[dict]:
+                  decoding: dict | None = None, evidence: bool = False) -> list[dict]:
     """One prediction per `{title, artist, lyrics}` song, in order: verdict, verdict_probs,
     confidence, score (in the verdict's band), raw_score and `heads` (every head's
-    probabilities), decoded with `decoding` (`decode_logits`). The model runs in eval mode and
-    is put back in the mode it was in."""
+    probabilities), decoded with `decoding` (`decode_logits`); with `evidence`, `line_logits`
+    (`selah.evidence.song_line_logits`, None where the student has no per-line reading) and
+    `logits` (the song's own, for `selah.evidence.evidence_for`). The model runs in eval mode
+    and is put back in the mode it was in."""
     if not songs:
         return []
-    if not model.training:  # `train()` walks every module: not on the serving path
-        return decode_logits(forward_songs(model, featurizer, songs, batch_size, device),
-                             model.head_specs, decoding)
-    model.eval()
+    lines: list | None = [] if evidence else None
+    training = model.training
+    if training:  # `train()` walks every module: not on the serving path
+        model.eval()
     try:
-        logits = forward_songs(model, featurizer, songs, batch_size, device)
+        logits = forward_songs(model, featurizer, songs, batch_size, device, lines)
     finally:
-        model.train()
-    return decode_logits(logits, model.head_specs, decoding)
+        if training:
+            model.train()
+    predictions = decode_logits(logits, model.head_specs, decoding)
+    if evidence:
+        for i, prediction in enumerate(predictions):
+            prediction["line_logits"] = lines[i]
+            prediction["logits"] = {name: logits[name][i] for name in ("themes", "concerns")
+                                    if name in logits}
+    return predictions

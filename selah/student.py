@@ -119,19 +119,22 @@ class StudentModel(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.heads = nn.ModuleDict({spec.name: nn.Linear(hidden, spec.width) for spec in heads})
 
-    def window_terms(self, input_ids: torch.Tensor, attention_mask: torch.Tensor
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    def window_terms(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                     states: bool = False) -> tuple[torch.Tensor, ...]:
         """Each window's pooling terms from the backbone (float32): `(total [W, hidden],
         count [W, 1])`, the sum over its real tokens and their number for `mean`, its last real
-        token and 1 for `last_token`."""
+        token and 1 for `last_token`; with `states`, the token states [W, L, hidden] they were
+        computed from come third (`selah.evidence` reads them)."""
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         hidden = hidden.float()  # a bf16 backbone (gpt-oss) pools in float32, like the heads
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         if self.pooling == "mean":
-            return (hidden * mask).sum(1), mask.sum(1)
-        last = attention_mask.sum(1).clamp(min=1) - 1  # right padding: last real token
-        per_window = hidden[torch.arange(hidden.size(0), device=hidden.device), last]
-        return per_window, torch.ones(hidden.size(0), 1, dtype=hidden.dtype, device=hidden.device)
+            terms = (hidden * mask).sum(1), mask.sum(1)
+        else:
+            last = attention_mask.sum(1).clamp(min=1) - 1  # right padding: last real token
+            terms = (hidden[torch.arange(hidden.size(0), device=hidden.device), last],
+                     torch.ones(hidden.size(0), 1, dtype=hidden.dtype, device=hidden.device))
+        return (*terms, hidden) if states else terms
 
     @staticmethod
     def pool(totals: torch.Tensor, counts: torch.Tensor, song_index: torch.Tensor,

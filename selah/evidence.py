@@ -1,0 +1,147 @@
+"""Evidence: the lyric lines behind each theme and concern, read off the student itself.
+
+A mean-pooling student's song vector is the mean of its token states and every head is linear,
+so a head's logit for the song is the mean of its logits for each token state:
+z_song = (1/N) sum_t z_t, with z_t = W h_t + b (h_t: token t's state in the context of its
+window). The tokens that pull an item's logit up are those with z_t above z_song, and a line's
+reading is its strongest token's, max over t in the line of z_t: the lines named for an item are
+those whose reading is at or above the song's, strongest first. This needs no second forward
+pass and no gradient: the states are the ones the song's own prediction was made from, read
+beside the pooling sums (`line_peaks`). A named line's strength is exp(reading - strongest
+reading): 1 for the strongest line, less for the others (one token state reads far past the
+song's logit, so its own sigmoid is 1.0 for nearly every named line and says nothing).
+
+Measured against two alternatives, a line's mean token logit (the exact per-line share of the
+song's mean) and each line encoded alone (a second forward pass, 3x the song's), the strongest
+token named a line holding a concern's words most often (docs/benchmarks.md, issue 16). The
+title and artist count in the song vector but are never named. Students that pool the last
+token (decoders) or read a chat prompt have no such decomposition: they give no evidence.
+
+Line numbers are 1-based over `lyrics.splitlines()`, the lines a reader sees (blank lines
+counted, never named).
+"""
+
+import math
+from bisect import bisect_right
+from typing import Sequence
+
+# Heads whose items carry evidence.
+EVIDENCE_HEADS = ("themes", "concerns")
+# Lines named per item at most (a line repeated word for word counts once, with all its numbers).
+MAX_LINES = 3
+
+
+def supported(model, featurizer) -> bool:
+    """Whether this student's outputs decompose over lines (mean pooling of a plain text)."""
+    return model.pooling == "mean" and featurizer.prompt == "plain" and all(
+        name in model.heads for name in EVIDENCE_HEADS)
+
+
+def line_starts(song: dict) -> tuple[int, list[int]]:
+    """(where the lyrics start in the student's text, each lyric line's start within them)."""
+    from selah.student import song_text  # torch: not for a backend that only renders
+
+    prefix = len(song_text(song["title"], song["artist"], ""))
+    lyrics = song_text(song["title"], song["artist"], song["lyrics"])[prefix:]
+    starts, position = [], 0
+    for line in lyrics.splitlines(keepends=True):
+        starts.append(position)
+        position += len(line)
+    return prefix, starts
+
+
+def token_lines(offsets: Sequence, song: dict) -> list[int]:
+    """The lyric line (1-based) of each token of one window, 0 for the title, artist, special
+    and padding tokens; `offsets` are the tokenizer's `(start, end)` character spans."""
+    prefix, starts = line_starts(song)
+    lines = []
+    for start, end in offsets:
+        lines.append(bisect_right(starts, start - prefix) if end > start and start >= prefix
+                     else 0)
+    return lines
+
+
+def line_peaks(model, hidden, lines) -> list[tuple[list[int], dict]]:
+    """Per window, `(line numbers, {head: peaks [k, width]})`: for each lyric line the window
+    holds, the largest logit of each EVIDENCE_HEADS unit over the line's tokens. `hidden`
+    [W, L, hidden] (float32), `lines` [W, L] (0: no lyric line). The heads run one window at a
+    time, so a window's numbers do not depend on what else is in its pass."""
+    import torch
+
+    terms = []
+    for states, numbers in zip(hidden, lines.to(hidden.device)):
+        present = sorted(set(numbers.tolist()) - {0})
+        slot = torch.zeros(int(numbers.max()) + 1, dtype=torch.long, device=numbers.device)
+        slot[torch.tensor(present, dtype=torch.long, device=numbers.device)] = torch.arange(
+            1, len(present) + 1, device=numbers.device)
+        slots = slot[numbers]  # 0: no lyric line; line present[k] -> k + 1
+        peaks = {}
+        for name in EVIDENCE_HEADS:
+            head = model.heads[name]
+            logits = head(states.to(head.weight.dtype)).float()  # [L, width]
+            best = torch.full((len(present) + 1, logits.size(-1)), -math.inf,
+                              device=logits.device)
+            best.scatter_reduce_(0, slots.unsqueeze(-1).expand_as(logits), logits, "amax")
+            peaks[name] = best[1:].cpu()
+        terms.append((present, peaks))
+    return terms
+
+
+def song_line_logits(windows: Sequence) -> dict:
+    """One song's evidence from its windows' `line_peaks`: `{"lines": [line numbers], head:
+    readings [n_lines, width] for each of EVIDENCE_HEADS}` (a line in two windows, where they
+    overlap, reads as its stronger token: a max, the same in any order)."""
+    import torch
+
+    peaks: dict[int, dict] = {}
+    for present, by_head in windows:
+        for row, line in enumerate(present):
+            if line in peaks:
+                peaks[line] = {name: torch.maximum(peaks[line][name], by_head[name][row])
+                               for name in EVIDENCE_HEADS}
+            else:
+                peaks[line] = {name: by_head[name][row] for name in EVIDENCE_HEADS}
+    lines = sorted(peaks)
+    result: dict = {"lines": lines}
+    if lines:
+        for name in EVIDENCE_HEADS:
+            result[name] = torch.stack([peaks[line][name] for line in lines])
+    return result
+
+
+def evidence_for(line_logits: dict | None, head: str, column: int, song_logit: float,
+                 lyrics: str) -> list[dict]:
+    """The lines behind one item (a theme or concern: `column` of `head`): the lines whose
+    reading is at or above the song's logit `song_logit`, strongest first (at least the
+    strongest one), at most MAX_LINES distinct texts, as `{lines, text, strength}`."""
+    if not line_logits or head not in line_logits:
+        return []
+    values = line_logits[head][:, column].tolist()
+    texts = lyrics.splitlines()
+    ranked = sorted(zip(values, line_logits["lines"]), key=lambda item: (-item[0], item[1]))
+    top = ranked[0][0] if ranked else 0.0
+    chosen: dict[str, dict] = {}
+    for value, line in ranked:
+        text = texts[line - 1].strip() if line <= len(texts) else ""
+        if not text:
+            continue
+        if text in chosen:
+            chosen[text]["lines"].append(line)
+            continue
+        if chosen and (value < song_logit or len(chosen) == MAX_LINES):
+            continue
+        chosen[text] = {"lines": [line], "text": text,
+                        "strength": round(math.exp(max(value - top, -700.0)), 3)}
+    for item in chosen.values():
+        item["lines"].sort()
+    return list(chosen.values())
+
+
+def lines_phrase(items: Sequence[dict]) -> str:
+    """`line 4` / `lines 12 and 18` / `lines 3, 7 and 9` for the evidence of one item."""
+    numbers = sorted({n for item in items for n in item["lines"]})
+    if not numbers:
+        return ""
+    if len(numbers) == 1:
+        return f"line {numbers[0]}"
+    return "lines " + ", ".join(map(str, numbers[:-1])) + f" and {numbers[-1]}"
