@@ -72,6 +72,9 @@ def analyzer_settings() -> dict[str, Any]:
         "GPTOSS_RUNTIME": env_str("GPTOSS_RUNTIME", "auto"),
         # Songs per forward pass of the student.
         "GPTOSS_BATCH_SIZE": env_int("GPTOSS_BATCH_SIZE", 64, minimum=1, maximum=1024),
+        # Evidence in every result: the lyric lines behind each theme and concern, and the
+        # scripture the lyric quotes (selah.evidence, selah.quotes).
+        "GPTOSS_EVIDENCE": env_bool("GPTOSS_EVIDENCE", True),
         # The legacy 4-model backend (`huggingface`): a hub id or local folder per model.
         "HF_SENTIMENT_MODEL": env_str("HF_SENTIMENT_MODEL",
                                       "cardiffnlp/twitter-roberta-base-sentiment-latest"),

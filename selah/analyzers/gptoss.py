@@ -12,6 +12,7 @@ torch and transformers are imported inside methods: `import selah.analyzers` sta
 service configured for another backend never loads them.
 """
 
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from selah.runtime import TORCH_THREAD, HeapTrimmer
 # Where the embedded default checkpoint lives inside the package.
 EMBEDDED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default"
 DEFAULT_BATCH_SIZE = 64
+log = logging.getLogger(__name__)
 INSTALL_HINT = "pip install -e . (torch, transformers, safetensors, pythonbible)"
 
 
@@ -57,6 +59,23 @@ def _batch_size(config: Mapping[str, Any]) -> int:
     return value
 
 
+def _evidence(config: Mapping[str, Any]) -> bool:
+    value = config.get("GPTOSS_EVIDENCE", True)
+    if not isinstance(value, bool):
+        raise AnalyzerUnavailable(f"GPTOSS_EVIDENCE must be true or false, got {value!r}")
+    return value
+
+
+def _quote_index():
+    from selah.quotes import default_index
+
+    try:
+        return default_index()
+    except Exception as exc:  # noqa: BLE001 - no translation readable: results quote nothing
+        log.warning("scripture quotes are off: %s: %s", type(exc).__name__, exc)
+        return None
+
+
 def _runtime(config: Mapping[str, Any], device: str):
     from selah.runtime import choose_runtime
 
@@ -69,14 +88,16 @@ def _runtime(config: Mapping[str, Any], device: str):
 @dataclass(frozen=True)
 class LoadSpec:
     """Everything a load needs, resolved once from the settings: the opened checkpoint (manifest
-    read and checked, with its hash), where it came from, the device, the batch size and the
-    runtime (`selah.runtime.RuntimeChoice`)."""
+    read and checked, with its hash), where it came from, the device, the batch size, the
+    runtime (`selah.runtime.RuntimeChoice`) and whether results carry evidence
+    (`GPTOSS_EVIDENCE`: the lines behind each theme and concern, the scripture quoted)."""
 
     checkpoint: Checkpoint
     source: str
     device: str
     batch_size: int
     runtime: Any = None
+    evidence: bool = True
 
     @property
     def model_version(self) -> str:
@@ -90,10 +111,15 @@ class GPTOSSChristianAnalyzer(BaseAnalyzer):
     backend: ClassVar[str] = "gptoss"
 
     def __init__(self, model, featurizer, manifest: dict, checkpoint_sha256: str, path: Path,
-                 device: str, batch_size: int = DEFAULT_BATCH_SIZE, runtime=None):
+                 device: str, batch_size: int = DEFAULT_BATCH_SIZE, runtime=None,
+                 evidence: bool = True):
         from selah.runtime import choose_runtime
 
         self.model, self.featurizer, self.manifest = model, featurizer, manifest
+        self.evidence = evidence
+        # The scripture-quote index (`selah.quotes`), built or read from its cache once per
+        # process; None when evidence is off or no pythonbible translation could be read.
+        self.quotes = _quote_index() if evidence else None
         self.checkpoint_sha256, self.path = checkpoint_sha256, Path(path)
         self.device, self.batch_size = device, batch_size
         # The caller applied this runtime to `model` (`load` does); the default names what an
@@ -134,7 +160,7 @@ class GPTOSSChristianAnalyzer(BaseAnalyzer):
             ) from None
         device = resolve_device(config.get("GPTOSS_DEVICE"))
         return LoadSpec(checkpoint, _source(config), device, _batch_size(config),
-                        _runtime(config, device))
+                        _runtime(config, device), _evidence(config))
 
     @classmethod
     def preflight_config(cls, config: Mapping[str, Any]) -> tuple[bool, str]:
@@ -176,7 +202,8 @@ class GPTOSSChristianAnalyzer(BaseAnalyzer):
         try:  # songs of one window of each bucket: a compiled runtime compiles them now
             rows = pass_rows(featurizer.max_length)
             analyzer = cls(apply_runtime(model, choice.name, rows), featurizer, manifest, sha,
-                           spec.checkpoint.path, spec.device, spec.batch_size, choice)
+                           spec.checkpoint.path, spec.device, spec.batch_size, choice,
+                           spec.evidence)
             if choice.name not in ("int8", "dequantized"):
                 analyzer._analyze_batch([("Runtime check", "Selah", "Grace upon grace, " * n,
                                           None) for n in (8, 25, 60)])
@@ -186,7 +213,7 @@ class GPTOSSChristianAnalyzer(BaseAnalyzer):
                                      f"({type(exc).__name__}: {exc}): int8 instead")
             model, featurizer, manifest, sha = load_checkpoint(spec.checkpoint, spec.device)
             analyzer = cls(model, featurizer, manifest, sha, spec.checkpoint.path, spec.device,
-                           spec.batch_size, fallback)
+                           spec.batch_size, fallback, spec.evidence)
         analyzer.heap.trim()
         return analyzer
 
@@ -235,8 +262,11 @@ class GPTOSSChristianAnalyzer(BaseAnalyzer):
         songs = [{"title": t, "artist": a, "lyrics": lyr} for t, a, lyr, _ in items]
         started = time.perf_counter()
         predictions = TORCH_THREAD.run(predict_songs, self.model, self.featurizer, songs,
-                                       self.batch_size, self.device, self._context["decoding"])
+                                       self.batch_size, self.device, self._context["decoding"],
+                                       self.evidence)
+        quotes = ([self.quotes.find(song["lyrics"]) for song in songs] if self.quotes
+                  else [()] * len(songs))
         elapsed = (time.perf_counter() - started) / len(items)
         self.heap.analysed(sum(len(lyrics) for _, _, lyrics, _ in items))
-        return [render(t, a, lyr, user, prediction, self._context, elapsed)
-                for (t, a, lyr, user), prediction in zip(items, predictions)]
+        return [render(t, a, lyr, user, prediction, self._context, elapsed, found)
+                for (t, a, lyr, user), prediction, found in zip(items, predictions, quotes)]

@@ -23,6 +23,7 @@ DEFAULTS = {
     "GPTOSS_DEVICE": "auto",
     "GPTOSS_RUNTIME": "auto",
     "GPTOSS_BATCH_SIZE": 64,
+    "GPTOSS_EVIDENCE": True,
     "MODEL_WATCH_SECONDS": 10.0,
     "RESULT_CACHE_SIZE": 4096,
     "ADMIN_TOKEN": "",

@@ -10,6 +10,7 @@ from selah import schema
 from selah.analyzers import AnalyzerUnavailable, GPTOSSChristianAnalyzer
 from selah.analyzers.columns import legacy_columns
 from selah.analyzers.gptoss_render import scripture_for
+from selah.scripture_topics import references_for
 from tests.checkpoints import corrupt
 from tests.selah.analyzers.test_base import READ_KEYS
 
@@ -123,7 +124,8 @@ def test_every_key_callers_read_is_present_and_typed(analyzer):
         assert (theme["points"] < 0) == (theme["category"] == "negative")
     assert biblical["biblical_themes_count"] == len(biblical["themes"])
     for item in biblical["supporting_scripture"]:
-        assert set(item) == {"reference", "text", "theme"}
+        assert set(item) >= {"reference", "text", "theme", "source"}
+        assert item["source"] in ("quoted", "theme") and isinstance(item["theme"], str)
         assert item["text"] is None or isinstance(item["text"], str)
     for flag in content["concern_flags"]:
         assert set(flag) >= {"type", "category", "severity", "confidence", "description"}
@@ -190,23 +192,94 @@ def test_the_no_lyrics_rule_skips_the_model(analyzer, monkeypatch):
     assert short.configuration_snapshot == {"rule": "no_lyrics"}
 
 
-def test_supporting_scripture_comes_from_the_table_for_predicted_themes(analyzer):
+def test_supporting_scripture_comes_from_the_topic_table_for_predicted_themes(analyzer):
     table = analyzer.manifest["scripture"]
     for result in analyzer.analyze_songs_batch(SONGS[:2]):
         themes = {t["theme"] for t in result.biblical_analysis["themes"]}
         for item in result.biblical_analysis["supporting_scripture"]:
-            assert item["theme"] in themes and item["reference"] in table[item["theme"]]
+            assert item["source"] == "theme" and item["theme"] in themes
+            assert item["reference"] in references_for(item["theme"], table)
 
 
 def test_scripture_is_picked_round_robin_with_verse_text():
-    themes = [{"theme": "Faith & Trust"}, {"theme": "Idolatry"}, {"theme": "Unknown"}]
-    table = {"Faith & Trust": ["Hebrews 11:1", "Psalm 23:4"], "Idolatry": ["Hebrews 11:1",
-                                                                           "Exodus 20:3"]}
+    """The hand-checked topic table first, the checkpoint's table for a theme it lacks."""
+    themes = [{"theme": "Old Theme"}, {"theme": "Idolatry"}, {"theme": "Unknown"}]
+    table = {"Old Theme": ["Hebrews 11:1", "Psalm 23:4"], "Idolatry": ["Hebrews 11:1"]}
     picked = scripture_for(themes, table, limit=3)
-    assert [(p["reference"], p["theme"]) for p in picked] == [
-        ("Hebrews 11:1", "Faith & Trust"), ("Psalm 23:4", "Faith & Trust"),
-        ("Exodus 20:3", "Idolatry")]
-    assert picked[2]["text"].startswith("Thou shalt have no other gods")
+    assert [(p["reference"], p["theme"], p["source"]) for p in picked] == [
+        ("Hebrews 11:1", "Old Theme", "theme"), ("Exodus 20:3-4", "Idolatry", "theme"),
+        ("Psalm 23:4", "Old Theme", "theme")]
+    assert picked[1]["text"].startswith("Thou shalt have no other gods")
+
+
+def test_quoted_verses_come_first_and_do_not_count_against_the_limit():
+    quoted = {"reference": "Psalm 46:10", "text": "Be still", "theme": "Quoted in the lyrics",
+              "source": "quoted", "lines": [2], "match": 0.4}
+    picked = scripture_for([{"theme": "Profanity"}], {}, limit=2, quotes=[quoted])
+    assert [(p["reference"], p["source"]) for p in picked] == [
+        ("Psalm 46:10", "quoted"), ("Ephesians 4:29", "theme"), ("Colossians 3:8", "theme")]
+
+
+QUOTING = {"title": "Still", "artist": "Test Band",
+           "lyrics": "The city never sleeps\nBe still, and know that I am God\n"
+                     "The city never sleeps\nBe still, and know that I am God"}
+
+
+def test_every_theme_and_concern_names_the_lines_behind_it(analyzer, monkeypatch):
+    """With every theme and concern shown (thresholds 0), each carries evidence lines that are
+    lines of the lyric; the explanation and the stored framework data name them."""
+    decoding = {**analyzer._context["decoding"], "theme_threshold": 0.0,
+                "concern_threshold": 0.0}
+    monkeypatch.setitem(analyzer._context, "decoding", decoding)
+    result = analyzer.analyze_song(**SONGS[0])
+    themes, flags = result.biblical_analysis["themes"], result.content_analysis["concern_flags"]
+    assert len(themes) == len(schema.THEMES) and len(flags) == len(schema.CONCERN_CATEGORIES)
+    lines = SONGS[0]["lyrics"].splitlines()
+    for item in themes + flags:
+        assert 1 <= len(item["evidence"]) <= 3
+        assert item["evidence"][0]["strength"] == 1.0
+        for found in item["evidence"]:
+            assert all(lines[n - 1].strip() == found["text"] for n in found["lines"])
+            assert 0 < found["strength"] <= 1
+    assert f"{flags[0]['category']}: {flags[0]['severity']} (line" in (
+        result.scoring_results["explanation"])
+    stored = legacy_columns(result)
+    framework = stored["framework_data"]["evidence"]
+    assert framework["concerns"][flags[0]["category"]] == sorted(
+        {n for found in flags[0]["evidence"] for n in found["lines"]})
+    assert set(framework["themes"]) == {t["theme"] for t in themes}
+    assert stored["concerns"][0]["evidence"] == flags[0]["evidence"]
+    assert json.loads(json.dumps(result.to_dict())) == result.to_dict()
+
+
+def test_a_quoting_song_gets_its_verse_first(analyzer):
+    result = analyzer.analyze_song(**QUOTING)
+    first = result.biblical_analysis["supporting_scripture"][0]
+    assert (first["reference"], first["source"], first["lines"]) == ("Psalm 46:10", "quoted",
+                                                                     [2, 4])
+    assert "Psalm 46:10 (lines 2 and 4)" in result.scoring_results["explanation"]
+    assert legacy_columns(result)["framework_data"]["evidence"]["quoted_scripture"] == {
+        "Psalm 46:10": [2, 4]}
+    assert all(s["source"] == "theme" for s in result.biblical_analysis["supporting_scripture"][1:])
+
+
+def test_evidence_can_be_turned_off(int8_checkpoint):
+    plain = GPTOSSChristianAnalyzer.from_config(config(int8_checkpoint, GPTOSS_EVIDENCE=False))
+    assert plain.quotes is None
+    result = plain.analyze_song(**QUOTING)
+    assert all(s["source"] == "theme" for s in result.biblical_analysis["supporting_scripture"])
+    assert not any("evidence" in item for item in result.biblical_analysis["themes"]
+                   + result.content_analysis["concern_flags"])
+    assert "evidence" not in result.model_analysis["framework"]
+    with pytest.raises(AnalyzerUnavailable, match="GPTOSS_EVIDENCE"):
+        GPTOSSChristianAnalyzer.resolve(config(int8_checkpoint, GPTOSS_EVIDENCE="yes"))
+
+
+def test_songs_without_lyrics_carry_no_evidence(analyzer):
+    for result in analyzer.analyze_songs_batch(SONGS[2:]):
+        assert result.biblical_analysis["themes"] == []
+        assert result.content_analysis["concern_flags"] == []
+        assert "evidence" not in (result.model_analysis.get("framework") or {})
 
 
 def test_a_model_failure_is_a_complete_error_result(analyzer, monkeypatch):
@@ -236,9 +309,14 @@ def test_the_runtime_is_chosen_at_load_and_named_everywhere(int8_checkpoint):
 
 @pytest.mark.parametrize("runtime", ["int8", "bf16", "float32"])
 def test_every_runtime_serves_the_same_verdicts(analyzer, int8_checkpoint, runtime):
+    from selah.runtime import choose_runtime
+
+    # bf16 where the CPU has bf16 instructions; int8, saying why, on one without (the machines
+    # here differ: some list AMX tiles, some avx512_bf16 only, some neither).
+    expected = choose_runtime(runtime, "cpu").name
     served = GPTOSSChristianAnalyzer.from_config(config(int8_checkpoint, GPTOSS_RUNTIME=runtime))
-    assert served.runtime.name == runtime
-    assert served.analyze_song(**SONGS[0]).configuration_snapshot["runtime"] == runtime
+    assert served.runtime.name == expected and served.runtime.requested == runtime
+    assert served.analyze_song(**SONGS[0]).configuration_snapshot["runtime"] == expected
     ours = served.analyze_songs_batch(SONGS[:2])
     reference = analyzer.analyze_songs_batch(SONGS[:2])
     for got, want in zip(ours, reference):
@@ -266,9 +344,11 @@ def test_a_runtime_that_fails_its_first_prediction_falls_back_to_int8(int8_check
         return model
 
     monkeypatch.setattr(selah.int8, "apply_runtime", broken)
-    served = GPTOSSChristianAnalyzer.from_config(config(int8_checkpoint, GPTOSS_RUNTIME="bf16"))
-    assert served.runtime.name == "int8" and served.runtime.requested == "bf16"
-    assert "bf16 could not run (RuntimeError: no such kernel): int8 instead" in \
+    # float32: a runtime every CPU is given, so its first prediction runs (bf16 is not given
+    # to a CPU without bf16 instructions at all)
+    served = GPTOSSChristianAnalyzer.from_config(config(int8_checkpoint, GPTOSS_RUNTIME="float32"))
+    assert served.runtime.name == "int8" and served.runtime.requested == "float32"
+    assert "float32 could not run (RuntimeError: no such kernel): int8 instead" in \
         served.runtime.reason
     result = served.analyze_song(**SONGS[0])
     assert result.error_message is None and result.configuration_snapshot["runtime"] == "int8"
