@@ -98,8 +98,11 @@ class AnalysisResultSchema(ma.Schema):
     artist = fields.String()
     lyrics_text = fields.String()
     processed_text = fields.String()
-    content_analysis = fields.Dict(metadata={"description": "concern_flags, concern_level, ..."})
-    biblical_analysis = fields.Dict(metadata={"description": "themes, supporting_scripture, ..."})
+    content_analysis = fields.Dict(metadata={
+        "description": "concern_flags (each with its evidence lines), concern_level, ..."})
+    biblical_analysis = fields.Dict(metadata={
+        "description": "themes (each with its evidence lines), supporting_scripture (verses the "
+                       "lyric quotes first, source quoted, then the themes', source theme), ..."})
     model_analysis = fields.Dict(metadata={"description": "sentiment, emotions, framework, ..."})
     scoring_results = fields.Dict(metadata={"description": "final_score, explanation, ..."})
     processing_time = fields.Float()

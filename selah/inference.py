@@ -278,7 +278,7 @@ def forward_songs(model, featurizer, songs: Sequence[dict], batch_size: int = 16
                 for position, song in enumerate(batch["song_index"].tolist()):
                     windows[song].append(terms[position])
                 for row, index in enumerate(chosen):
-                    evidence[index] = line_evidence.song_line_logits(windows[row])
+                    evidence[index] = line_evidence.song_line_logits(model, windows[row])
     return {name: torch.cat(values) for name, values in rows.items()}
 
 
@@ -288,8 +288,9 @@ def predict_songs(model, featurizer, songs: Sequence[dict], batch_size: int = 16
     """One prediction per `{title, artist, lyrics}` song, in order: verdict, verdict_probs,
     confidence, score (in the verdict's band), raw_score and `heads` (every head's
     probabilities), decoded with `decoding` (`decode_logits`); with `evidence`, `line_logits`
-    (`selah.evidence.song_line_logits`, None where the student has no per-line reading) and
-    `logits` (the song's own, for `selah.evidence.evidence_for`). The model runs in eval mode
+    (`selah.evidence.song_line_logits` as lists: `{lines, head: [[reading per unit] per line]}`,
+    None where the student has no per-line reading) and `logits` (the song's own, `{head: [logit
+    per unit]}`), for `selah.evidence.evidence_for`. The model runs in eval mode
     and is put back in the mode it was in."""
     if not songs:
         return []
@@ -303,9 +304,11 @@ def predict_songs(model, featurizer, songs: Sequence[dict], batch_size: int = 16
         if training:
             model.train()
     predictions = decode_logits(logits, model.head_specs, decoding)
-    if evidence:
+    if evidence:  # plain lists, like the rest of a prediction: rendering needs no torch
         for i, prediction in enumerate(predictions):
-            prediction["line_logits"] = lines[i]
-            prediction["logits"] = {name: logits[name][i] for name in ("themes", "concerns")
-                                    if name in logits}
+            prediction["line_logits"] = None if lines[i] is None else {
+                name: value if name == "lines" else value.tolist()
+                for name, value in lines[i].items()}
+            prediction["logits"] = {name: logits[name][i].tolist()
+                                    for name in line_evidence.EVIDENCE_HEADS if name in logits}
     return predictions

@@ -166,32 +166,27 @@ class QuoteIndex:
         return number
 
     def run_keys(self, lyric: Sequence[str]) -> list[int]:
-        """The index key of each of the lyric's runs (-1 where a word is not in scripture)."""
+        """The index key of each of the lyric's runs that holds only words scripture has."""
+        ids = [self.vocab.get(w, 0) for w in lyric]
+        return [a << 45 | b << 30 | c << 15 | d
+                for a, b, c, d in zip(ids, ids[1:], ids[2:], ids[3:]) if a and b and c and d]
+
+    def verses_sharing(self, lyric: Sequence[str], least: int = 1) -> dict[int, int]:
+        """`{verse index: runs it shares with the lyric}` for the verses sharing at least `least`
+        runs, each lyric run counted once a verse."""
         import torch
 
-        ids = torch.tensor([self.vocab.get(w, 0) for w in lyric], dtype=torch.int64)
-        if len(ids) < RUN:
-            return []
-        keys = _keys(ids)
-        missing = (ids == 0).to(torch.int64).cumsum(0)
-        missing = missing[RUN - 1:] - torch.cat([missing.new_zeros(1), missing[:-RUN]])
-        return torch.where(missing > 0, -1, keys).tolist()
-
-    def verses_sharing(self, lyric: Sequence[str]) -> Counter:
-        """`{verse index: runs it shares with the lyric}`, each lyric run counted once a verse."""
-        import torch
-
-        keys = torch.tensor(sorted({k for k in self.run_keys(lyric) if k >= 0}),
-                            dtype=torch.int64)
-        shared: Counter = Counter()
+        keys = torch.tensor(sorted(set(self.run_keys(lyric))), dtype=torch.int64)
         if not len(keys):
-            return shared
-        low = torch.searchsorted(self.keys, keys).tolist()
-        high = torch.searchsorted(self.keys, keys, right=True).tolist()
-        for a, b in zip(low, high):
-            if b > a:
-                shared.update(self.verses[a:b].tolist())
-        return shared
+            return {}
+        low = torch.searchsorted(self.keys, keys)
+        sizes = torch.searchsorted(self.keys, keys, right=True) - low
+        # every entry of every key found: low[k], low[k] + 1, ..., high[k] - 1
+        starts = torch.repeat_interleave(low - (torch.cumsum(sizes, 0) - sizes), sizes)
+        entries = starts + torch.arange(int(sizes.sum()))
+        verses, counts = torch.unique(self.verses[entries], return_counts=True)
+        kept = counts >= least
+        return dict(zip(verses[kept].tolist(), counts[kept].tolist()))
 
     def weight(self, verse_words: Iterable[str]) -> float:
         """Summed inverse verse frequency of these words (an unknown word counts as rarest)."""
@@ -204,10 +199,11 @@ class QuoteIndex:
             found = words(line)
             lyric.extend(found)
             line_of.extend([number] * len(found))
-        shared = self.verses_sharing(lyric)
         # MIN_WORDS (5) words in order hold at least two runs: a verse sharing one is no quote
-        candidates = sorted((v for v, n in shared.items() if n >= 2),
-                            key=lambda v: (-shared[v], v))[:MAX_CANDIDATES]
+        shared = self.verses_sharing(lyric, least=2)
+        if not shared:
+            return []
+        candidates = sorted(shared, key=lambda v: (-shared[v], v))[:MAX_CANDIDATES]
         runs: dict[tuple, list[int]] = {}
         for i in range(len(lyric) - RUN + 1):
             runs.setdefault(tuple(lyric[i:i + RUN]), []).append(i)

@@ -228,3 +228,30 @@ def test_analyzer_unavailable_is_503_with_the_reason(make_app, tmp_path, path, b
     assert error["code"] == "analyzer_unavailable"
     assert "manifest.json is missing" in error["message"]
     assert str(empty) in error["message"]
+
+
+def test_evidence_reaches_the_response_and_the_stored_row(make_app, int8_checkpoint):
+    """Through the routes, on a real (tiny, random) checkpoint: the quoted verse first in
+    supporting_scripture, evidence lines on every theme and concern, and the stored row's
+    framework data keeping them."""
+    from app.extensions import db
+    from app.models import AnalysisRecord
+
+    app = make_app(ANALYZER_CLASS=GPTOSSChristianAnalyzer, GPTOSS_DEVICE="cpu",
+                   GPTOSS_MODEL_PATH=str(int8_checkpoint))
+    client = app.test_client()
+    lyrics = "The city never sleeps\nBe still, and know that I am God\nThe city never sleeps"
+    result = analyze(client, lyrics=lyrics).get_json()
+    scripture = result["biblical_analysis"]["supporting_scripture"]
+    assert scripture[0]["reference"] == "Psalm 46:10" and scripture[0]["source"] == "quoted"
+    assert scripture[0]["lines"] == [2]
+    for item in result["biblical_analysis"]["themes"] + result["content_analysis"]["concern_flags"]:
+        assert item["evidence"] and all(found["lines"] for found in item["evidence"])
+    song = client.post("/api/songs", json={"title": "Still", "artist": "Test Band",
+                                           "lyrics": lyrics}).get_json()
+    assert client.post(f"/api/songs/{song['id']}/analyze").status_code == 200
+    stored = client.get(f"/api/song/{song['id']}/analysis").get_json()["analysis"]
+    assert stored["supporting_scripture"][0]["source"] == "quoted"
+    with app.app_context():
+        row = db.session.scalars(db.select(AnalysisRecord)).one()
+        assert row.framework_data["evidence"]["quoted_scripture"] == {"Psalm 46:10": [2]}
