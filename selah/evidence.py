@@ -129,8 +129,8 @@ def evidence_for(line_logits: dict | None, head: str, column: int, song_logit: f
     values = [row[column] for row in line_logits[head]]
     texts = lyrics.splitlines()
     ranked = sorted(zip(values, line_logits["lines"]), key=lambda item: (-item[0], item[1]))
-    top = ranked[0][0] if ranked else 0.0
     chosen: dict[str, dict] = {}
+    top = 0.0  # the strongest named line's reading
     for value, line in ranked:
         text = texts[line - 1].strip() if line <= len(texts) else ""
         if not text:
@@ -140,6 +140,7 @@ def evidence_for(line_logits: dict | None, head: str, column: int, song_logit: f
             continue
         if chosen and (value < song_logit or len(chosen) == MAX_LINES):
             continue
+        top = value if not chosen else top
         chosen[text] = {"lines": [line], "text": text,
                         "strength": round(math.exp(max(value - top, -700.0)), 3)}
     for item in chosen.values():

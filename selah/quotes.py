@@ -5,7 +5,7 @@ today's English meets the KJV's or the ASV's wording of the same verse.
 
 The index (`QuoteIndex`) maps every 4-word run of every verse of every installed translation to
 its verses; runs found in more than `COMMON_RUN_VERSES` verses ("and it came to pass") are left
-out. It is built once per machine (about 2 s a translation here) and kept on disk
+out. It is built once per machine (a few seconds) and kept on disk
 (`cache_file`, keyed by the translations' packages and this module's rules); a process reads it
 back in a fraction of a second (`default_index`). A lyric's own runs look up the
 verses they share; each such verse is aligned with the lyric (`_regions`: hits on one diagonal,
@@ -34,7 +34,7 @@ from typing import Iterable, Sequence
 from selah.bible_words import words
 
 # Bumped when the index's layout or the normalisation changes (a cached index is then rebuilt).
-INDEX_FORMAT = 2
+INDEX_FORMAT = 3
 # Words a run has; runs are the index's keys and the smallest unit of a match.
 RUN = 4
 # A run found in more verses than this is a stock phrase of scripture; it is not indexed.
@@ -107,7 +107,7 @@ class QuoteIndex:
     Words are numbered (`vocab`, 15 bits: past 32,767 words numbers are shared, which only adds
     candidates that the alignment then rejects); a run's key is its four numbers side by side
     (60 bits). `keys` is sorted and `verses[i]` is the verse holding run `keys[i]` (about 13 MB
-    for three translations)."""
+    for three translations, 1.09 M runs)."""
 
     def __init__(self, bibles: Sequence):
         from array import array
@@ -139,8 +139,8 @@ class QuoteIndex:
         keys, verses = keys[first], verses[first]
         _, counts = torch.unique_consecutive(keys, return_counts=True)
         kept = torch.repeat_interleave(counts <= COMMON_RUN_VERSES, counts)
-        self.keys, self.verses = keys[kept].clone(), verses[kept].to(torch.int16).clone()
-        documents = len(verse_of) and int(sum(len(b.verse_start_indices) for _, b in self.bibles))
+        self.keys, self.verses = keys[kept].clone(), verses[kept].to(torch.int32).clone()
+        documents = sum(len(bible.verse_start_indices) for _, bible in self.bibles)
         self.idf = {w: math.log(documents / n) for w, n in frequency.items()}
         self.max_idf = math.log(documents)
         _verse.cache_clear()  # the build read every verse; serving reads a few

@@ -87,12 +87,15 @@ def model_card(manifest: dict) -> str:
         "",
         "## Supporting scripture",
         "",
-        "The model does not predict scripture references. For each predicted theme the service "
-        "shows the references that most often accompanied that theme in the labels of the "
-        f"training songs (up to {manifest['scripture_per_theme']} per theme, canonicalised and "
-        "validated by pythonbible), with the American Standard Version text that pythonbible "
-        "ships. They are associations learned from the labels, not a reading of the song: check "
-        "them before quoting them.",
+        "The model does not predict scripture references. The service shows first the verses "
+        "the lyric itself quotes or closely paraphrases (`selah.quotes`, with the lines they are "
+        "sung on), then for each predicted theme the verses of `selah.scripture_topics`, a "
+        "hand-written table checked to speak to each theme. For a theme that table lacks it "
+        "falls back to this checkpoint's table: the references that most often accompanied the "
+        f"theme in the labels of the training songs (up to {manifest['scripture_per_theme']} per "
+        "theme, canonicalised and validated by pythonbible), associations learned from the "
+        "labels, not a reading of the song. Verse text is the American Standard Version that "
+        "pythonbible ships.",
         "",
         "## Limits",
         "",
