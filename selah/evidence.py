@@ -50,10 +50,11 @@ def line_starts(song: dict) -> tuple[int, list[int]]:
     return prefix, starts
 
 
-def token_lines(offsets: Sequence, song: dict) -> list[int]:
+def token_lines(offsets: Sequence, starts: tuple[int, list[int]]) -> list[int]:
     """The lyric line (1-based) of each token of one window, 0 for the title, artist, special
-    and padding tokens; `offsets` are the tokenizer's `(start, end)` character spans."""
-    prefix, starts = line_starts(song)
+    and padding tokens; `offsets` are the tokenizer's `(start, end)` character spans, `starts`
+    the song's `line_starts`."""
+    prefix, starts = starts
     lines = []
     for start, end in offsets:
         lines.append(bisect_right(starts, start - prefix) if end > start and start >= prefix

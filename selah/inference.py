@@ -200,6 +200,7 @@ def featurize_buckets(featurizer, songs: Sequence[dict], lines: bool = False) ->
         members[next(b for b in buckets if len(ids) <= b)].append(position)
     groups, line_groups = [], []
     song_of = encoded["overflow_to_sample_mapping"]
+    starts = [line_evidence.line_starts(song) for song in songs] if lines else []
     for length, positions in members.items():
         if not positions:
             continue
@@ -212,7 +213,7 @@ def featurize_buckets(featurizer, songs: Sequence[dict], lines: bool = False) ->
             attention_mask[row, :len(ids)] = 1
             if lines:
                 token_lines[row, :len(ids)] = torch.tensor(line_evidence.token_lines(
-                    encoded["offset_mapping"][position], songs[song_of[position]]))
+                    encoded["offset_mapping"][position], starts[song_of[position]]))
         groups.append((torch.tensor(positions, dtype=torch.long), input_ids, attention_mask))
         line_groups.append(token_lines)
     batch = {"buckets": groups, "n_windows": len(windows), "n_songs": len(texts),
@@ -222,15 +223,15 @@ def featurize_buckets(featurizer, songs: Sequence[dict], lines: bool = False) ->
     return batch
 
 
-def encode_buckets(model, batch: dict, device, line_terms: list | None = None) -> torch.Tensor:
+def encode_buckets(model, batch: dict, device, line_peaks: list | None = None) -> torch.Tensor:
     """Song vectors [n_songs, hidden] (float32, on `device`) of `featurize_buckets`' windows:
     each bucket's forward passes (of `MAX_PASS_TOKENS` at most) give per-window pooling terms,
     which are added up per song in window order (`StudentModel.pool`). A batch featurized with
-    `lines` fills `line_terms[window]` with the window's `selah.evidence.line_peaks`."""
+    `lines` fills `line_peaks[window]` with the window's `selah.evidence.line_peaks`."""
     hidden_size = model.backbone.config.hidden_size
     totals = torch.zeros(batch["n_windows"], hidden_size, device=device)
     counts = torch.zeros(batch["n_windows"], 1, device=device)
-    lines = batch.get("lines") if line_terms is not None else None
+    lines = batch.get("lines") if line_peaks is not None else None
     for group, (positions, input_ids, attention_mask) in enumerate(batch["buckets"]):
         positions = positions.to(device)
         step = max(1, MAX_PASS_TOKENS // input_ids.size(1))
@@ -241,9 +242,9 @@ def encode_buckets(model, batch: dict, device, line_terms: list | None = None) -
                 model.window_terms(*window)
             totals[positions[piece]], counts[positions[piece]] = terms[0].float(), terms[1].float()
             if lines:
-                peaks = line_evidence.line_peaks(model, terms[2], lines[group][piece])
-                for position, term in zip(positions[piece].tolist(), peaks):
-                    line_terms[position] = term
+                found = line_evidence.line_peaks(model, terms[2], lines[group][piece])
+                for position, window_peaks in zip(positions[piece].tolist(), found):
+                    line_peaks[position] = window_peaks
     return model.pool(totals, counts, batch["song_index"].to(device), batch["n_songs"])
 
 
@@ -266,8 +267,8 @@ def forward_songs(model, featurizer, songs: Sequence[dict], batch_size: int = 16
         for start in range(0, len(order), batch_size):
             chosen = order[start:start + batch_size]
             batch = featurize_buckets(featurizer, [songs[i] for i in chosen], lines=explain)
-            terms = [None] * batch["n_windows"] if explain else None
-            pooled = model.dropout(encode_buckets(model, batch, device, terms))
+            peaks = [None] * batch["n_windows"] if explain else None
+            pooled = model.dropout(encode_buckets(model, batch, device, peaks))
             # `StudentModel.forward`, with the heads applied one song at a time: a float GEMM's
             # rounding can depend on how many rows it is given, a single row's never does.
             for name, head in model.heads.items():
@@ -276,7 +277,7 @@ def forward_songs(model, featurizer, songs: Sequence[dict], batch_size: int = 16
             if explain:
                 windows: list[list] = [[] for _ in chosen]
                 for position, song in enumerate(batch["song_index"].tolist()):
-                    windows[song].append(terms[position])
+                    windows[song].append(peaks[position])
                 for row, index in enumerate(chosen):
                     evidence[index] = line_evidence.song_line_logits(model, windows[row])
     return {name: torch.cat(values) for name, values in rows.items()}

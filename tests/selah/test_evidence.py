@@ -26,7 +26,7 @@ def test_token_lines_skip_title_artist_and_special_tokens(student):
     song = {"title": "Grace", "artist": "Choir", "lyrics": "first line\n\nthird line here"}
     text = featurizer.texts([song])[0]
     encoded = featurizer.tokenizer(text, return_offsets_mapping=True)
-    lines = evidence.token_lines(encoded["offset_mapping"], song)
+    lines = evidence.token_lines(encoded["offset_mapping"], evidence.line_starts(song))
     words = featurizer.tokenizer.convert_ids_to_tokens(encoded["input_ids"])
     named = {word: line for word, line in zip(words, lines)}
     assert named["grace"] == named["choir"] == named["[CLS]"] == named["[SEP]"] == 0
@@ -52,7 +52,8 @@ def test_a_line_reads_as_its_strongest_token_logit(student):
             states = model.backbone(input_ids=torch.tensor([ids])).last_hidden_state[0]
             logits = model.heads["concerns"](states)
             total, count = total + logits.sum(0), count + len(ids)
-            for logit, line in zip(logits, evidence.token_lines(offsets, SONG)):
+            for logit, line in zip(logits, evidence.token_lines(offsets,
+                                                                evidence.line_starts(SONG))):
                 if line:
                     expected[line] = torch.maximum(expected.get(line, logit), logit)
     assert readings["lines"] == sorted(expected)
