@@ -12,7 +12,7 @@ verses they share; each such verse is aligned with the lyric (`_regions`: hits o
 a word or two of difference allowed), and a region counts as a quote when it matches at least
 `MIN_WORDS` of the verse's words, in order, and those words are rare enough in scripture
 (`MIN_WEIGHT`: their summed inverse verse frequency), so "I love you" or "all the days of my
-life" in a love song are not scripture. A phrase shared by more than `MAX_TIES` verses equally
+life" in a love song are not scripture. A phrase that `MAX_TIES` verses or more match as well
 is an idiom, not a quote of one of them, and is dropped. The thresholds were set on
 `tests/selah/fixtures/quote_songs_dev.json` and confirmed on `quote_songs_test.json` (songs
 the project wrote; docs/benchmarks.md has both sets' figures).
@@ -168,7 +168,7 @@ class QuoteIndex:
     def run_keys(self, lyric: Sequence[str]) -> list[int]:
         """The index key of each of the lyric's runs that holds only words scripture has."""
         ids = [self.vocab.get(w, 0) for w in lyric]
-        return [a << 45 | b << 30 | c << 15 | d
+        return [_key(a, b, c, d)
                 for a, b, c, d in zip(ids, ids[1:], ids[2:], ids[3:]) if a and b and c and d]
 
     def verses_sharing(self, lyric: Sequence[str], least: int = 1) -> dict[int, int]:
@@ -272,9 +272,14 @@ class _Match:
         return self.words, self.weight, self.coverage
 
 
+def _key(a, b, c, d):
+    """A run's key: its four 15-bit word numbers side by side (ints, or tensors elementwise)."""
+    return a << 45 | b << 30 | c << 15 | d
+
+
 def _keys(ids):
-    """Each run's key from a tensor of word numbers: four 15-bit numbers side by side."""
-    return (ids[:-RUN + 1] << 45 | ids[1:-RUN + 2] << 30 | ids[2:-RUN + 3] << 15 | ids[RUN - 1:])
+    """Each run's key from a tensor of word numbers."""
+    return _key(ids[:-RUN + 1], ids[1:-RUN + 2], ids[2:-RUN + 3], ids[RUN - 1:])
 
 
 def _regions(runs: dict[tuple, list[int]], verse: Sequence[str]
