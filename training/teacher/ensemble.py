@@ -58,8 +58,10 @@ def as_logits(probs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def average(members: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """The mean of several members' probabilities, head by head (rows must match)."""
-    return {name: torch.stack([m[name] for m in members]).mean(0) for name in members[0]}
+    """The mean of several members' probabilities, head by head (rows must match), each head
+    over the members that give it (the lexical member gives no concern severities)."""
+    names = dict.fromkeys(name for m in members for name in m)
+    return {name: torch.stack([m[name] for m in members if name in m]).mean(0) for name in names}
 
 
 def stack(table: dict[str, dict[str, torch.Tensor]], ids: Sequence[str]

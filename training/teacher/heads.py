@@ -41,7 +41,7 @@ from training.data.views import parent_id, with_views
 from training.distill.config import DistillConfig
 from training.distill.features import FeatureStore
 from training.distill.loop import Distiller
-from training.teacher import ensemble, report
+from training.teacher import ensemble, report, stacking, tfidf
 
 PROG = "python -m training.teacher.heads"
 
@@ -62,6 +62,11 @@ class HeadsTeacherConfig:
                         maximum=64)
     view_seed: int = option(0, "seed of the labelled views", minimum=0)
     calibrate: bool = option(True, "fit a temperature per head on out-of-fold songs")
+    combine: str = option("mean", "how the members make one teacher: mean (then a temperature "
+                          "per head) or stack (a linear model per head fitted on songs no member "
+                          "fit saw: training.teacher.stacking)", choices=("mean", "stack"))
+    tfidf: bool = option(False, "add the lexical member: TF-IDF n-grams under per-field linear "
+                         "models (training.teacher.tfidf; needs scikit-learn)")
     feature_cache: str | None = option(None, "folder keeping frozen features across runs")
     progress: bool = option(True, "show progress bars")
 
@@ -75,6 +80,8 @@ class HeadsTeacherConfig:
         names = [self.member(m)[0] for m in self.members]
         if len(set(names)) != len(names):
             raise ConfigError(f"member names must differ: {names}")
+        if self.tfidf and tfidf.NAME in names:
+            raise ConfigError(f"member name {tfidf.NAME!r} is the lexical member's (tfidf: true)")
 
     @staticmethod
     def member(text: str) -> tuple[str, list[str]]:
@@ -145,7 +152,7 @@ class HeadsTeacher:
 
     def run_fits(self) -> dict:
         """`{member: {held: {song_id: row}, ...}}` of logits, every fit run or read from disk."""
-        self.times, self.outputs, self._probs = {}, {}, {}
+        self.times, self.outputs, self._probs, self._stackers = {}, {}, {}, {}
         for name, recipe in self.recipes.items():
             self.outputs[name] = {}
             for held in fit_sets(self.config.folds):
@@ -153,10 +160,35 @@ class HeadsTeacher:
                 if not path.is_file():
                     self._fit(recipe, held, path)
                 self.outputs[name][held] = torch.load(path, weights_only=True)
-            # each fit's own time, kept in its file, so a resumed run reports the work it reuses
-            self.times[name] = sum(float(o.get("seconds", 0.0))
-                                   for o in self.outputs[name].values())
+            self._add_time(name)
+        if self.config.tfidf:
+            self.outputs[tfidf.NAME] = {}
+            for held in fit_sets(self.config.folds):
+                path = self.out / "fits" / tfidf.NAME / f"{fit_name(held)}.pt"
+                if not path.is_file():
+                    self._fit_tfidf(held, path)
+                self.outputs[tfidf.NAME][held] = torch.load(path, weights_only=True)
+            self._add_time(tfidf.NAME)
         return self.outputs
+
+    def _add_time(self, name: str) -> None:
+        # each fit's own time, kept in its file, so a resumed run reports the work it reuses
+        self.times[name] = sum(float(o.get("seconds", 0.0)) for o in self.outputs[name].values())
+
+    def _fit_tfidf(self, held: tuple[int, ...], path: Path) -> None:
+        """The lexical member's fit: trained on the gold labels of the songs (not views) outside
+        the held-out folds and the hold-out, like a neural member's."""
+        outside = {f"fold{k}" for k in held} | {"holdout"}
+        train = [e for e in self.examples if self.split[e.song_id] not in outside]
+        labelled = self.labelled_by(held)
+        scored = [e for e in labelled if self.fold_of(e.song_id) in outside - {"holdout"}
+                  and e.song_id in self.split]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fit = tfidf.run_fit(train, labelled, scored)
+        torch.save(fit, path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").replace(path)
+        print(f"{PROG}: fit {tfidf.NAME}/{fit_name(held)}: val accuracy "
+              f"{fit['val_metrics']['verdict_accuracy']:.3f}", file=sys.stderr)
 
     def _fit(self, recipe: DistillConfig, held: tuple[int, ...], path: Path) -> None:
         config = dataclasses.replace(
@@ -175,50 +207,91 @@ class HeadsTeacher:
         print(f"{PROG}: fit {path.parent.name}/{fit_name(held)}: val accuracy "
               f"{summary['last']['metrics']['verdict_accuracy']:.3f}", file=sys.stderr)
 
-    def probs(self, held: tuple[int, ...]) -> dict[str, dict[str, torch.Tensor]]:
-        """`{song_id: {head: probs [width]}}` of one fit, the members averaged (computed once:
-        every labels file, temperature and report reads the same fits)."""
-        if held not in self._probs:
-            self._probs[held] = self._average(held)
-        return self._probs[held]
+    def probs(self, held: tuple[int, ...], context: int | str | None = None
+              ) -> dict[str, dict[str, torch.Tensor]]:
+        """`{song_id: {head: probs [width]}}` of one fit, its members combined: averaged, or with
+        `combine: stack` by the stacker of `context` (`stacker`; ignored for the mean). Computed
+        once: every labels file, temperature and report reads the same fits."""
+        key = (held, context if self.config.combine == "stack" else None)
+        if key not in self._probs:
+            ids, members = self._members(held)
+            combined = (ensemble.average(members) if key[1] is None
+                        else stacking.apply(self.stacker(key[1]), members))
+            self._probs[key] = {song: {h: v[i] for h, v in combined.items()}
+                                for i, song in enumerate(ids)}
+        return self._probs[key]
 
-    def _average(self, held: tuple[int, ...]) -> dict[str, dict[str, torch.Tensor]]:
-        members = []
-        ids = None
-        for name in self.recipes:
+    def _members(self, held: tuple[int, ...]) -> tuple[list[str], list[dict]]:
+        """(song ids, each member's probabilities `{head: [N, width]}`) of one fit."""
+        members, ids = [], None
+        for name in self.outputs:
             saved = self.outputs[name][held]
             if ids is not None and saved["song_ids"] != ids:
                 raise ValueError(f"fit {fit_name(held)} of {name} labels other songs")
             ids = saved["song_ids"]
             members.append(ensemble.probabilities(saved["logits"]))
-        mean = ensemble.average(members)
-        return {song: {h: v[i] for h, v in mean.items()} for i, song in enumerate(ids)}
+        return ids, members
+
+    def stacker(self, context: int | str) -> dict:
+        """The stacker (`training.teacher.stacking`) of `context`, fitted once on songs (not
+        views) that none of the member fits it reads saw: for CV fold K's labels (`context` K),
+        fold J's songs from fit J+K for every J != K, so fold K's gold labels reach it through
+        nothing; for the shipped student's labels and the hold-out (`"all"`), each fold's songs
+        from its own fit."""
+        if context not in self._stackers:
+            n = self.config.folds
+            fits = ([((j,), j) for j in range(n)] if context == "all" else
+                    [(tuple(sorted((j, context))), j) for j in range(n) if j != context])
+            examples, parts = [], []
+            for held, fold in fits:
+                ids, members = self._members(held)
+                keep = [i for i, song in enumerate(ids)
+                        if self.fold_of(song) == f"fold{fold}" and song in self.split]
+                examples += [self.by_id[ids[i]] for i in keep]
+                parts.append([{h: v[keep] for h, v in m.items()} for m in members])
+            joined = [{h: torch.cat([part[m][h] for part in parts]) for h in parts[0][m]}
+                      for m in range(len(parts[0]))]
+            self._stackers[context] = stacking.fit(joined, examples,
+                                                   (*ensemble.LABELLED, "score"))
+        return self._stackers[context]
 
     def holdout(self) -> dict[str, dict]:
         """The hold-out songs' probabilities: the mean over the N single-fold fits."""
         rows: dict[str, list] = {}
         for k in range(self.config.folds):
-            for song, value in self.probs((k,)).items():
+            for song, value in self.probs((k,), "all").items():
                 if self.fold_of(song) == "holdout":
                     rows.setdefault(song, []).append(value)
         return {song: ensemble.average(values) for song, values in rows.items()}
 
-    def oof(self, folds: list[int]) -> dict[str, dict]:
-        """Out-of-fold probabilities of the songs (not views) of `folds`, from their own fits."""
+    def oof(self, folds: list[int], context: int | str | None = None) -> dict[str, dict]:
+        """Out-of-fold probabilities of the songs (not views) of `folds`, from their own fits
+        (combined by the stacker of `context`)."""
         table = {}
         for k in folds:
-            for song, value in self.probs((k,)).items():
+            for song, value in self.probs((k,), context).items():
                 if self.fold_of(song) == f"fold{k}" and song in self.split:
                     table[song] = value
         return table
 
     def temperatures(self, folds: list[int]) -> dict[str, float]:
-        """One temperature per labelled head, fitted on the out-of-fold songs of `folds`."""
-        if not self.config.calibrate:
+        """One temperature per labelled head, fitted on the out-of-fold songs of `folds` (none
+        for a stacked teacher: its stackers are fitted to the gold labels already)."""
+        if not self.config.calibrate or self.config.combine == "stack":
             return {}
         table = self.oof(folds)
         return {name: ensemble.fit_temperature(*report.gold_rows(name, table, self.by_id))
                 for name in ensemble.LABELLED}
+
+    def member_flags(self) -> dict[str, list[str]]:
+        """Each member's settings: a neural member's distillation flags; the lexical member's
+        models."""
+        flags = {name: self.config.member(t)[1]
+                 for name, t in zip(self.recipes, self.config.members)}
+        if self.config.tfidf:
+            flags[tfidf.NAME] = [f"word {tfidf.WORD}", f"char {tfidf.CHAR}", f"C {tfidf.C}",
+                                 f"ridge alpha {tfidf.ALPHA}"]
+        return flags
 
     def write(self, path: Path, table: dict[str, dict], sources: dict[str, str],
               temperatures: dict[str, float], purpose: str) -> None:
@@ -226,10 +299,10 @@ class HeadsTeacher:
         ids = sorted(table)
         stacked = ensemble.calibrate(ensemble.stack(table, ids), temperatures)
         header = {"provenance": {
-            "teacher": "heads: " + " + ".join(self.recipes), "mode": "classification heads",
-            "members": {name: self.config.member(t)[1] for name, t in
-                        zip(self.recipes, self.config.members)},
+            "teacher": "heads: " + " + ".join(self.outputs), "mode": "classification heads",
+            "members": self.member_flags(),
             "recipe": self.config.recipe, "purpose": purpose, "temperatures": temperatures,
+            "combine": self.config.combine,
             "data": self.config.data, "data_sha256": sha256_file(self.config.data),
             "folds": self.config.folds, "views": self.config.views,
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}}
@@ -250,7 +323,7 @@ class HeadsTeacher:
         # from the mean over the N fits.
         table, sources = {}, {}
         for k in range(n):
-            for song, value in self.probs((k,)).items():
+            for song, value in self.probs((k,), "all").items():
                 if self.fold_of(song) != "holdout":
                     table[song], sources[song] = value, f"fold {k} held out"
         for song, value in self.holdout().items():
@@ -263,7 +336,7 @@ class HeadsTeacher:
             table, sources = {}, {}
             for j in range(n):
                 held = (k,) if j == k else tuple(sorted((j, k)))
-                for song, value in self.probs(held).items():
+                for song, value in self.probs(held, k).items():
                     if self.fold_of(song) == f"fold{j}":
                         table[song], sources[song] = value, f"folds {fit_name(held)} held out"
             temperatures = self.temperatures([j for j in range(n) if j != k])

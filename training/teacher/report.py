@@ -10,7 +10,7 @@ from selah.schema import VERDICTS
 from selah.student import HEAD_SPECS
 from training.distill.targets import gold_value
 from training.evaluate import metrics
-from training.teacher import ensemble
+from training.teacher import ensemble, stacking
 
 FIGURES = ("verdict_accuracy", "verdict_macro_f1", "score_mae", "score_pearson",
            "themes_micro_f1", "concerns_micro_f1", "ece")
@@ -56,7 +56,7 @@ def teacher_report(teacher, temperatures: dict) -> dict:
     n = teacher.config.folds
     per_fold = []
     for k in range(n):
-        table = teacher.oof([k])
+        table = teacher.oof([k], k)  # a stacked teacher: the stacker that never saw fold k
         per_fold.append({"fold": k, "n": len(table),
                          "calibrated": score(table, teacher.by_id,
                                              temperatures[f"labels-fold{k}.jsonl"]),
@@ -64,7 +64,7 @@ def teacher_report(teacher, temperatures: dict) -> dict:
     members = {}
     for name, outputs in teacher.outputs.items():
         members[name] = [outputs[(k,)]["val_metrics"]["verdict_accuracy"] for k in range(n)]
-    return {"members": list(teacher.recipes), "folds": n, "per_fold": per_fold,
+    return {"members": list(teacher.outputs), "folds": n, "per_fold": per_fold,
             "mean": {figure: metrics.mean_present([f["calibrated"][figure] for f in per_fold])
                      for figure in FIGURES},
             "mean_uncalibrated": {figure: metrics.mean_present([f["uncalibrated"][figure]
@@ -72,7 +72,9 @@ def teacher_report(teacher, temperatures: dict) -> dict:
                                   for figure in FIGURES},
             "holdout": score(teacher.holdout(), teacher.by_id, temperatures["labels.jsonl"]),
             "temperatures": temperatures["labels.jsonl"],
-            "member_fold_accuracy": members}
+            "member_fold_accuracy": members, "combine": teacher.config.combine,
+            "stacker_weights": (stacking.describe(teacher.stacker("all"))
+                                if teacher.config.combine == "stack" else None)}
 
 
 def _cell(value, digits: int = 3) -> str:
@@ -97,6 +99,11 @@ def markdown(result: dict) -> str:
     lines.append("| **mean of folds** | " + " | ".join(
         _cell(mean[f], 2 if f == "score_mae" else 3) for f in FIGURES) + " | |")
     lines.append(f"| hold-out ({result['holdout']['n']}) | {_cells(result['holdout'])} |")
+    if result.get("stacker_weights"):
+        lines += ["", "Stacked (" + ", ".join(result["members"]) + "); each member's weight per "
+                  "head: " + "; ".join(f"{head} {' / '.join(f'{w:.2f}' for w in weights)}"
+                                       for head, weights in result["stacker_weights"].items())
+                  + "."]
     lines += ["", "Uncalibrated mean ECE: "
               f"{_cell(result['mean_uncalibrated']['ece'])}; temperatures (all folds): "
               + ", ".join(f"{k} {v:.2f}" for k, v in result["temperatures"].items()) + ".", ""]

@@ -38,6 +38,15 @@ def test_average_is_the_mean_of_the_members():
     assert torch.allclose(mean["score"], (a["score"] + b["score"]) / 2)
 
 
+def test_a_head_one_member_lacks_is_the_mean_of_the_others():
+    a, b, c = (ensemble.probabilities(random_logits(3, seed)) for seed in (0, 1, 2))
+    del c["concern_severity"]
+    mean = ensemble.average([a, c, b])
+    assert torch.allclose(mean["concern_severity"],
+                          (a["concern_severity"] + b["concern_severity"]) / 2)
+    assert torch.allclose(mean["verdict"], (a["verdict"] + b["verdict"] + c["verdict"]) / 3)
+
+
 def test_temperature_fitting_softens_an_overconfident_teacher():
     generator = torch.Generator().manual_seed(0)
     n, classes = 4000, 4

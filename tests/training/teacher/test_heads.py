@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.training.paths import SONGS, TINY_YAML
 from training.config import ConfigError, check_config
@@ -95,6 +96,23 @@ def test_a_rerun_resumes_from_the_fits_on_disk(teacher_config, capsys):
     assert "Teacher: a" in capsys.readouterr().out
 
 
+def test_the_lexical_member_is_averaged_in(teacher_config):
+    pytest.importorskip("sklearn")
+    config = teacher_config(members=[teacher_config().members[0]], tfidf=True)
+    report = HeadsTeacher(config).run()
+    fits = sorted(p.name for p in (Path(config.out) / "fits" / "tfidf").glob("*.pt"))
+    assert len(fits) == len(fit_sets(3))
+    labels = read_teacher_labels(f"{config.out}/labels.jsonl")
+    assert labels.provenance["teacher"] == "heads: a + tfidf"
+    assert labels.provenance["members"]["tfidf"][0].startswith("word ")
+    assert set(report["member_fold_accuracy"]) == {"a", "tfidf"}
+    saved = torch.load(Path(config.out, "fits", "tfidf", "0.pt"), weights_only=True)
+    assert 0.0 <= saved["val_metrics"]["verdict_accuracy"] <= 1.0
+    stamps = {p: p.stat().st_mtime_ns for p in (Path(config.out) / "fits").rglob("*.pt")}
+    HeadsTeacher(config).run()  # resumes: no fit is run again
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
 @pytest.mark.parametrize("members, message", [
     ([], "members is required"),
     (["no colon here"], "must read 'NAME: --flag"),
@@ -103,6 +121,13 @@ def test_a_rerun_resumes_from_the_fits_on_disk(teacher_config, capsys):
 def test_bad_member_lists_are_refused(members, message):
     with pytest.raises(ConfigError, match=message):
         check_config(HeadsTeacherConfig(data="x", out="y", members=members))
+
+
+def test_a_member_may_not_take_the_lexical_members_name():
+    check_config(HeadsTeacherConfig(data="x", out="y", members=["tfidf: --epochs 1"]))
+    with pytest.raises(ConfigError, match="lexical member"):
+        check_config(HeadsTeacherConfig(data="x", out="y", members=["tfidf: --epochs 1"],
+                                        tfidf=True))
 
 
 def test_the_student_cross_validates_on_its_folds_labels(teacher_config, signals_cache,
@@ -130,3 +155,30 @@ def test_the_student_cross_validates_on_its_folds_labels(teacher_config, signals
     fitted = json.loads((out / "decoding.json").read_text())
     assert fitted["score_sigma"] > 0 and fitted["verdict_temperature"] > 0
     assert (out / "fold0" / "val_logits.pt").is_file()
+
+
+def test_a_stacked_teacher_never_fits_on_the_fold_it_labels_for(teacher_config, monkeypatch):
+    from training.teacher import stacking
+
+    seen = []
+    fit = stacking.fit
+
+    def spy(members, examples, heads):
+        seen.append({e.song_id for e in examples})
+        return fit(members, examples, heads)
+
+    monkeypatch.setattr(stacking, "fit", spy)
+    config = teacher_config(combine="stack", views=0)
+    teacher = HeadsTeacher(config)
+    report = teacher.run()
+    split = teacher.split
+    assert set(teacher._stackers) == {"all", *range(FOLDS)}
+    for context, fitted_on in zip(teacher._stackers, seen):
+        folds = {split[song] for song in fitted_on}
+        assert "holdout" not in folds and fitted_on
+        if context != "all":
+            assert f"fold{context}" not in folds
+    labels = read_teacher_labels(f"{config.out}/labels-fold0.jsonl")
+    assert labels.provenance["combine"] == "stack" and labels.provenance["temperatures"] == {}
+    assert set(report["stacker_weights"]) >= {"verdict", "themes", "score"}
+    assert "Stacked (a, b)" in Path(config.out, "report.md").read_text()
