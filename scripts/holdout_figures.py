@@ -2,6 +2,9 @@
 agreement with a teacher-labels file's hold-out records (verdict; plan's; kappa).
 
     PYTHONPATH=. .venv/bin/python scripts/holdout_figures.py runs/holdout/A/best runs/holdout/B/best
+    PYTHONPATH=. .venv/bin/python scripts/holdout_figures.py --teacher T/labels.jsonl runs/holdout/A/best
+
+`--teacher` names the labels file to measure agreement with (default: TEACHER below).
 """
 
 import json
@@ -18,11 +21,11 @@ DATA = "../shared/data/songs.jsonl"
 TEACHER = "runs/teacher-heads/labels.jsonl"
 
 
-def main(folders: list[str]) -> int:
+def main(folders: list[str], teacher_file: str = TEACHER) -> int:
     """Print one JSON line of figures per student folder."""
     examples, _ = read_examples(DATA)
     holdout = holdout_split(examples)[1]
-    teacher = read_teacher_labels(TEACHER).records
+    teacher = read_teacher_labels(teacher_file).records
     verdicts = [max(VERDICTS, key=teacher[e.song_id]["verdict"].get) for e in holdout]
     scores = [min(max(teacher[e.song_id]["score"], score_band(v)[0]), score_band(v)[1])
               for v, e in zip(verdicts, holdout)]
@@ -40,4 +43,7 @@ def main(folders: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    args = sys.argv[1:]
+    if args[:1] == ["--teacher"]:
+        raise SystemExit(main(args[2:], args[1]))
+    raise SystemExit(main(args))

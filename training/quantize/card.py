@@ -18,8 +18,15 @@ def teacher_lines(meta: dict) -> list[str]:
     lines = [f"Teacher: {teacher.get('teacher', 'unnamed')} ({teacher.get('mode', 'generative')})"
              f", labels written {teacher.get('date', '?')}, cross-fitted over "
              f"{teacher.get('folds', '?')} folds (no song's soft label comes from a fit that saw "
-             f"it), {teacher.get('views', 0)} view(s) of each training song labelled too.", ""]
+             f"it), {teacher.get('views', 0)} view(s) of each training song labelled too; "
+             + ("the members combined by a linear model per head fitted on songs no member fit "
+                "saw (stacked)." if teacher.get("combine") == "stack" else
+                "the members' probabilities averaged."), ""]
     for name, flags in (teacher.get("members") or {}).items():
+        if name == "tfidf" and not any(f == "--backbone" for f in flags):
+            lines.append(f"- member {name}: TF-IDF word and character n-grams under linear "
+                         "models fitted on the gold labels (scikit-learn; no pretrained weights)")
+            continue
         backbone = next((flags[i + 1] for i, f in enumerate(flags[:-1]) if f == "--backbone"),
                         "?")
         key = backbone.split(":", 1)[-1]
