@@ -3,7 +3,8 @@ score, confidence, themes; no lyrics) into tests/selah/fixtures/default_predicti
 `tests/selah/test_default_checkpoint.py` compares the checkpoint against. Run it when the
 shipped checkpoint changes, on purpose, and say so in the commit.
 
-    PYTHONPATH=. .venv/bin/python scripts/record_default_predictions.py --data ../shared/data/songs.jsonl
+    PYTHONPATH=. .venv/bin/python scripts/record_default_predictions.py \
+        --data ../shared/data/songs.jsonl
 """
 
 import argparse
