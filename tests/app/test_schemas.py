@@ -6,6 +6,7 @@ import pytest
 from marshmallow import ValidationError
 
 from app.api import MAX_ID
+from app.fields import NOT_BLANK_PATTERN
 from app.models import AnalysisRecord
 from app.schemas import (
     AnalysisRecordSchema,
@@ -48,6 +49,8 @@ def test_lyrics_may_be_empty(lyrics):
 @pytest.mark.parametrize("field, value, message", [
     ("title", "", "Must not be blank."),
     ("title", "\t ", "Must not be blank."),
+    ("title", "\x1c\x85", "Must not be blank."),  # white space to Python, not to ECMA-262's \s
+    ("artist", "\ufeff ", "Must not be blank."),  # the other way round
     ("artist", "x" * 301, "At most 300 characters (MAX_ARTIST_LENGTH); got 301."),
     ("lyrics", "x" * 20_001, "At most 20000 characters (MAX_LYRICS_LENGTH); got 20001."),
     ("title", 1, "Not a valid string."),
@@ -73,7 +76,7 @@ def test_unstorable_characters_are_replaced(field, value, stored):
 def test_the_document_states_not_blank_and_the_limits(app):
     spec = app.test_client().get("/api/openapi.json").get_json()
     song = spec["components"]["schemas"]["SongInput"]["properties"]
-    assert song["title"]["pattern"] == r"\S" and song["title"]["maxLength"] == 300
+    assert song["title"]["pattern"] == NOT_BLANK_PATTERN and song["title"]["maxLength"] == 300
     assert "pattern" not in song["lyrics"] and song["lyrics"]["maxLength"] == 20_000
     batch = spec["components"]["schemas"]["BatchAnalyze"]["properties"]["songs"]
     assert batch["maxItems"] == 500 and "INLINE_MAX_CHARS" in batch["description"]
