@@ -54,6 +54,11 @@ def gold_value(label: schema.Label, name: str) -> str | None:
     return getattr(label, name)
 
 
+def gold_items(label: schema.Label, name: str) -> list[str]:
+    """The items of a multilabel field the label has: its themes, or its concerns' categories."""
+    return list(label.themes) if name == "themes" else [c for c, _ in label.concerns]
+
+
 @dataclass
 class TeacherLabels:
     """A parsed teacher-labels file: provenance and `{song_id: record}`."""
@@ -223,9 +228,7 @@ def _multilabel(name: str, examples: Sequence[Example], records: list[dict]
     names = SPECS[name].labels
     gold = torch.zeros(len(examples), len(names))
     for row, example in enumerate(examples):
-        present = (example.label.themes if name == "themes"
-                   else [category for category, _ in example.label.concerns])
-        for item in present:
+        for item in gold_items(example.label, name):
             gold[row, names.index(item)] = 1.0
     soft = gold.clone()
     covered = 0

@@ -17,6 +17,7 @@ from typing import Sequence
 import torch
 
 from selah.student import HEAD_SPECS
+from training.distill.targets import gold_items, gold_value
 
 SPECS = {spec.name: spec for spec in HEAD_SPECS}
 # Heads a teacher labels: those the student's targets take from a teacher file.
@@ -43,6 +44,27 @@ def probabilities(logits: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+def logit(p: torch.Tensor) -> torch.Tensor:
+    """log(p / (1 - p)), p kept EPS away from 0 and 1."""
+    p = p.clamp(EPS, 1 - EPS)
+    return (p / (1 - p)).log()
+
+
+def gold_targets(name: str, examples: Sequence) -> tuple[list[int], torch.Tensor]:
+    """(rows of `examples` whose label has the head's field, their gold targets): class indices
+    [R] (categorical), 0/1 [R, K] (multilabel) or scores on 0-100 [R] (the score)."""
+    spec = SPECS[name]
+    if spec.kind == "regression":
+        return list(range(len(examples))), torch.tensor([float(e.label.score) for e in examples])
+    if spec.kind == "categorical":
+        rows = [i for i, e in enumerate(examples) if gold_value(e.label, name) is not None]
+        return rows, torch.tensor([spec.labels.index(gold_value(examples[i].label, name))
+                                   for i in rows], dtype=torch.long)
+    present = [set(gold_items(e.label, name)) for e in examples]
+    return list(range(len(examples))), torch.tensor(
+        [[float(item in p) for item in spec.labels] for p in present])
+
+
 def as_logits(probs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The inverse of `probabilities`: logits whose decoding gives back these probabilities."""
     out = {}
@@ -51,9 +73,7 @@ def as_logits(probs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if spec.kind in ("categorical", "grouped"):
             out[name] = value.clamp(min=EPS).log()
         else:
-            p = value / 100.0 if spec.kind == "regression" else value
-            p = p.clamp(EPS, 1 - EPS)
-            out[name] = (p / (1 - p)).log()
+            out[name] = logit(value / 100.0 if spec.kind == "regression" else value)
     return out
 
 
@@ -74,8 +94,7 @@ def temper(probs: torch.Tensor, kind: str, temperature: float) -> torch.Tensor:
     """Probabilities [N, width] of one head at temperature T (categorical or multilabel)."""
     if kind == "categorical":
         return (probs.clamp(min=EPS).log() / temperature).softmax(-1)
-    p = probs.clamp(EPS, 1 - EPS)
-    return ((p / (1 - p)).log() / temperature).sigmoid()
+    return (logit(probs) / temperature).sigmoid()
 
 
 def nll(probs: torch.Tensor, kind: str, gold: torch.Tensor) -> float:

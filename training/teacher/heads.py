@@ -22,6 +22,7 @@ OUT/report.md (each fold's and the hold-out's metrics, temperatures, times, peak
 """
 
 import dataclasses
+import functools
 import json
 import shlex
 import sys
@@ -153,27 +154,21 @@ class HeadsTeacher:
     def run_fits(self) -> dict:
         """`{member: {held: {song_id: row}, ...}}` of logits, every fit run or read from disk."""
         self.times, self.outputs, self._probs, self._stackers = {}, {}, {}, {}
-        for name, recipe in self.recipes.items():
+        fitters = {name: functools.partial(self._fit, recipe)
+                   for name, recipe in self.recipes.items()}
+        if self.config.tfidf:
+            fitters[tfidf.NAME] = self._fit_tfidf
+        for name, fit in fitters.items():
             self.outputs[name] = {}
             for held in fit_sets(self.config.folds):
                 path = self.out / "fits" / name / f"{fit_name(held)}.pt"
                 if not path.is_file():
-                    self._fit(recipe, held, path)
+                    fit(held, path)
                 self.outputs[name][held] = torch.load(path, weights_only=True)
-            self._add_time(name)
-        if self.config.tfidf:
-            self.outputs[tfidf.NAME] = {}
-            for held in fit_sets(self.config.folds):
-                path = self.out / "fits" / tfidf.NAME / f"{fit_name(held)}.pt"
-                if not path.is_file():
-                    self._fit_tfidf(held, path)
-                self.outputs[tfidf.NAME][held] = torch.load(path, weights_only=True)
-            self._add_time(tfidf.NAME)
+            # each fit's own time, kept in its file, so a resumed run reports the work it reuses
+            self.times[name] = sum(float(o.get("seconds", 0.0))
+                                   for o in self.outputs[name].values())
         return self.outputs
-
-    def _add_time(self, name: str) -> None:
-        # each fit's own time, kept in its file, so a resumed run reports the work it reuses
-        self.times[name] = sum(float(o.get("seconds", 0.0)) for o in self.outputs[name].values())
 
     def _fit_tfidf(self, held: tuple[int, ...], path: Path) -> None:
         """The lexical member's fit: trained on the gold labels of the songs (not views) outside

@@ -8,7 +8,6 @@ import torch
 from selah.inference import decode_logits
 from selah.schema import VERDICTS
 from selah.student import HEAD_SPECS
-from training.distill.targets import gold_value
 from training.evaluate import metrics
 from training.teacher import ensemble, stacking
 
@@ -20,22 +19,11 @@ def gold_rows(name: str, table: dict, by_id: dict) -> tuple[torch.Tensor, str, t
     """(probabilities [N, width], head kind, gold [N] or [N, K]) of the songs in `table` whose
     label has the head's field: what `ensemble.fit_temperature` takes."""
     spec = ensemble.SPECS[name]
-    rows, gold = [], []
-    for song, value in table.items():
-        label = by_id[song].label
-        if spec.kind == "categorical":
-            truth = gold_value(label, name)
-            if truth is None:
-                continue
-            gold.append(spec.labels.index(truth))
-        else:
-            present = label.themes if name == "themes" else [c for c, _ in label.concerns]
-            gold.append([float(item in present) for item in spec.labels])
-        rows.append(value[name])
+    songs = list(table)
+    rows, gold = ensemble.gold_targets(name, [by_id[song] for song in songs])
     if not rows:
         return torch.zeros(0, spec.width), spec.kind, torch.zeros(0, dtype=torch.long)
-    dtype = torch.long if spec.kind == "categorical" else torch.float32
-    return torch.stack(rows), spec.kind, torch.tensor(gold, dtype=dtype)
+    return torch.stack([table[songs[i]][name] for i in rows]), spec.kind, gold
 
 
 def score(table: dict, by_id: dict, temperatures: dict) -> dict:

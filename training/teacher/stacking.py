@@ -22,32 +22,10 @@ from typing import Sequence
 
 import torch
 
-from training.distill.targets import gold_value
-from training.teacher.ensemble import EPS, SPECS, average
+from training.teacher.ensemble import EPS, SPECS, average, gold_targets, logit
 
 L2 = 1e-2  # pull of the weights towards the mean, per song (the loss is a mean over songs)
 STEPS = 100
-
-
-def _logit(p: torch.Tensor) -> torch.Tensor:
-    p = p.clamp(EPS, 1 - EPS)
-    return (p / (1 - p)).log()
-
-
-def gold(name: str, examples: Sequence) -> tuple[list[int], torch.Tensor]:
-    """(rows whose label has the head's field, their targets): class indices [R] (categorical),
-    0/1 [R, K] (multilabel) or scores [R] (score)."""
-    spec = SPECS[name]
-    if name == "score":
-        return list(range(len(examples))), torch.tensor([float(e.label.score) for e in examples])
-    if spec.kind == "categorical":
-        rows = [i for i, e in enumerate(examples) if gold_value(e.label, name) is not None]
-        return rows, torch.tensor([spec.labels.index(gold_value(examples[i].label, name))
-                                   for i in rows], dtype=torch.long)
-    present = [set(e.label.themes) if name == "themes" else {c for c, _ in e.label.concerns}
-               for e in examples]
-    return list(range(len(examples))), torch.tensor(
-        [[float(item in p) for item in spec.labels] for p in present])
 
 
 def _minimise(params: list[torch.Tensor], loss_fn) -> None:
@@ -97,7 +75,7 @@ def _inputs(name: str, members: Sequence[dict[str, torch.Tensor]]) -> torch.Tens
         return torch.stack([m[name][:, 0] for m in members], 1)
     if kind == "categorical":
         return torch.cat([m[name].clamp(min=EPS).log() for m in members], 1)
-    return torch.stack([_logit(m[name]) for m in members])
+    return torch.stack([logit(m[name]) for m in members])
 
 
 def fit(members: Sequence[dict[str, torch.Tensor]], examples: Sequence,
@@ -106,7 +84,7 @@ def fit(members: Sequence[dict[str, torch.Tensor]], examples: Sequence,
     (`{head: [N, width]}` each, rows in `examples`' order, as `ensemble.probabilities` gives)."""
     stacker = {}
     for name in heads:
-        rows, target = gold(name, examples)
+        rows, target = gold_targets(name, examples)
         if not rows:
             continue
         chosen = [{name: m[name][rows]} for m in members]
@@ -143,7 +121,7 @@ def describe(stacker: dict[str, dict]) -> dict[str, list[float]]:
     out = {}
     for name, params in stacker.items():
         weight = params["weight"]
-        if SPECS[name].kind == "categorical" and name != "score":
+        if SPECS[name].kind == "categorical":
             width = SPECS[name].width
             weight = torch.stack([weight[m * width:(m + 1) * width].diagonal().mean()
                                   for m in range(len(weight) // width)])

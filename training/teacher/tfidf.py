@@ -24,8 +24,7 @@ import time
 import torch
 
 from selah.student import song_text
-from training.distill.targets import gold_value
-from training.teacher.ensemble import EPS, LABELLED, SPECS
+from training.teacher.ensemble import EPS, LABELLED, SPECS, gold_targets
 
 NAME = "tfidf"
 WORD = {"analyzer": "word", "ngram_range": (1, 2), "min_df": 2, "sublinear_tf": True,
@@ -54,26 +53,26 @@ def vectorize(train: list, labelled: list):
     from scipy.sparse import hstack
     from sklearn.feature_extraction.text import TfidfVectorizer
 
+    train_texts, labelled_texts = [text(e) for e in train], [text(e) for e in labelled]
     fitted, applied = [], []
     for settings in (WORD, CHAR):
         vectorizer = TfidfVectorizer(lowercase=True, **settings)
-        fitted.append(vectorizer.fit_transform([text(e) for e in train]))
-        applied.append(vectorizer.transform([text(e) for e in labelled]))
+        fitted.append(vectorizer.fit_transform(train_texts))
+        applied.append(vectorizer.transform(labelled_texts))
     return hstack(fitted).tocsr(), hstack(applied).tocsr()
 
 
 def _categorical(x_train, x_out, train: list, name: str) -> torch.Tensor:
     from sklearn.linear_model import LogisticRegression
 
-    labels = SPECS[name].labels
-    rows = [i for i, e in enumerate(train) if gold_value(e.label, name) is not None]
-    gold = [labels.index(gold_value(train[i].label, name)) for i in rows]
-    out = torch.full((x_out.shape[0], len(labels)), 0.0)
-    if len(set(gold)) < 2:  # one class or none: every song gets the training distribution
-        counts = torch.bincount(torch.tensor(gold, dtype=torch.long), minlength=len(labels))
-        return out + ((counts + 1.0) / (counts.sum() + len(labels))).log()
-    model = LogisticRegression(C=C, max_iter=2000).fit(x_train[rows], gold)
-    out[:] = EPS
+    width = SPECS[name].width
+    rows, gold = gold_targets(name, train)
+    if len(set(gold.tolist())) < 2:  # one class or none: every song gets the training rates
+        counts = torch.bincount(gold, minlength=width)
+        rates = ((counts + 1.0) / (counts.sum() + width)).log()
+        return rates.expand(x_out.shape[0], width).clone()
+    model = LogisticRegression(C=C, max_iter=2000).fit(x_train[rows], gold.numpy())
+    out = torch.full((x_out.shape[0], width), EPS)
     out[:, list(model.classes_)] = torch.tensor(model.predict_proba(x_out), dtype=torch.float32)
     return out.clamp(min=EPS).log()
 
@@ -81,17 +80,14 @@ def _categorical(x_train, x_out, train: list, name: str) -> torch.Tensor:
 def _multilabel(x_train, x_out, train: list, name: str) -> torch.Tensor:
     from sklearn.linear_model import LogisticRegression
 
-    labels = SPECS[name].labels
-    present = [set(e.label.themes) if name == "themes" else {c for c, _ in e.label.concerns}
-               for e in train]
-    out = torch.zeros(x_out.shape[0], len(labels))
-    for j, item in enumerate(labels):
-        gold = [int(item in p) for p in present]
-        if 0 < sum(gold) < len(gold):
-            model = LogisticRegression(C=C, max_iter=2000).fit(x_train, gold)
+    _, gold = gold_targets(name, train)  # 0/1 [N, K]
+    out = torch.zeros(x_out.shape[0], gold.size(1))
+    for j, column in enumerate(gold.T):
+        if 0 < column.sum() < len(column):
+            model = LogisticRegression(C=C, max_iter=2000).fit(x_train, column.long().numpy())
             out[:, j] = torch.tensor(model.decision_function(x_out), dtype=torch.float32)
         else:
-            rate = (sum(gold) + 0.5) / (len(gold) + 1.0)
+            rate = (float(column.sum()) + 0.5) / (len(column) + 1.0)
             out[:, j] = torch.logit(torch.tensor(rate))
     return out
 
@@ -99,7 +95,7 @@ def _multilabel(x_train, x_out, train: list, name: str) -> torch.Tensor:
 def _score(x_train, x_out, train: list) -> torch.Tensor:
     from sklearn.linear_model import Ridge
 
-    model = Ridge(alpha=ALPHA).fit(x_train, [e.label.score / 100.0 for e in train])
+    model = Ridge(alpha=ALPHA).fit(x_train, (gold_targets("score", train)[1].double() / 100.0).numpy())
     values = torch.tensor(model.predict(x_out), dtype=torch.float32).clamp(*SCORE_CLIP)
     return torch.logit(values)[:, None]
 
