@@ -69,6 +69,10 @@ class HeadsTeacherConfig:
     tfidf: bool = option(False, "add the lexical member: TF-IDF n-grams under per-field linear "
                          "models (training.teacher.tfidf; needs scikit-learn)")
     feature_cache: str | None = option(None, "folder keeping frozen features across runs")
+    mixed_precision: str | None = option(
+        None, "every member's autocast dtype, over the members' own flags (no on a CPU without "
+        "bf16 instructions, where bf16 autocast is many times slower than float32)",
+        choices=("no", "bf16", "fp16"))
     progress: bool = option(True, "show progress bars")
 
     def validate(self) -> None:
@@ -130,6 +134,8 @@ class HeadsTeacher:
         self.recipes = {}
         for text in c.members:
             name, flags = c.member(text)
+            if c.mixed_precision:
+                flags += ["--mixed-precision", c.mixed_precision]
             self.recipes[name] = parse_config(
                 DistillConfig, ["--config", c.recipe, *flags, "--data", c.data,
                                 "--out", str(self.out / "fits" / name)], f"{PROG} ({name})")

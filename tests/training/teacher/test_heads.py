@@ -130,6 +130,18 @@ def test_a_member_may_not_take_the_lexical_members_name():
                                         tfidf=True))
 
 
+def test_one_autocast_setting_overrides_every_members_own(teacher_config, tiny_bert):
+    flags = f"--backbone {tiny_bert} --trainable-layers 0 --epochs 1"
+    mixed = [f"a: {flags} --mixed-precision bf16", f"b: {flags} --mixed-precision no"]
+    with pytest.raises(ConfigError, match="share device and mixed_precision"):
+        HeadsTeacher(teacher_config(members=mixed)).setup()
+    teacher = HeadsTeacher(teacher_config(members=mixed, mixed_precision="no"))
+    teacher.setup()
+    assert {r.mixed_precision for r in teacher.recipes.values()} == {"no"}
+    with pytest.raises(ConfigError, match="mixed_precision must be one of"):
+        teacher_config(mixed_precision="fp8")
+
+
 def test_the_student_cross_validates_on_its_folds_labels(teacher_config, signals_cache,
                                                           tiny_bert, tmp_path):
     from training.distill.crossval import main as crossval
