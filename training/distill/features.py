@@ -23,6 +23,7 @@ plain hidden-states tensor falls back to the slow path instead of training on wr
 
 import hashlib
 import json
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,9 @@ import torch
 from torch import nn
 
 CACHE_TOLERANCE = 1e-4
+# A long feature pass writes what it has computed this often (seconds), so a killed run resumes
+# there: a big backbone's pass over the data set takes most of an hour on 2 cores in float32.
+SAVE_EVERY_S = 300.0
 
 
 def song_key(example) -> str:
@@ -310,6 +314,7 @@ def frozen_features(model: nn.Module, plan: FreezePlan, featurizer, encoded: Seq
     missing = [i for i, k in enumerate(keys) if k not in table]
     if missing:
         starts = range(0, len(missing), batch_size)
+        saved = time.monotonic()
         for start in tqdm(starts, desc="frozen features", disable=not progress):
             rows = missing[start:start + batch_size]
             with accelerator.autocast():
@@ -317,6 +322,9 @@ def frozen_features(model: nn.Module, plan: FreezePlan, featurizer, encoded: Seq
                                         accelerator.device)
             for row, value in zip(rows, values):
                 table[keys[row]] = value
+            if time.monotonic() - saved >= SAVE_EVERY_S:  # a killed run keeps what it computed
+                store.save(key)
+                saved = time.monotonic()
         store.save(key)
     return [table[k] for k in keys]
 

@@ -193,6 +193,31 @@ def test_the_frozen_cache_trains_like_the_full_forward(tiny_config, tmp_path):
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
 
 
+def test_a_killed_feature_pass_resumes_where_it_was_saved(tiny_config, tmp_path, monkeypatch):
+    import training.distill.features as features
+
+    monkeypatch.setattr(features, "SAVE_EVERY_S", 0.0)  # save after every batch
+    compute, calls, dying = features.compute_frozen, [], [True]
+
+    def dies_on_the_second_batch(model, plan, encoded, *args):
+        calls.append(len(encoded))
+        if len(calls) == 2 and dying:
+            raise RuntimeError("killed")
+        return compute(model, plan, encoded, *args)
+
+    monkeypatch.setattr(features, "compute_frozen", dies_on_the_second_batch)
+    config = tiny_config(trainable_layers=0, eval_batch_size=4,
+                         feature_cache=str(tmp_path / "features"))
+    with pytest.raises(RuntimeError, match="killed"):
+        Distiller(config).setup()
+    (saved,) = (tmp_path / "features").glob("frozen-*.pt")
+    assert len(torch.load(saved, weights_only=True)) == 4
+    calls.clear()
+    dying.clear()
+    Distiller(config).setup()  # the first batch's songs come from the file
+    assert sum(calls) == len(read_examples(SONGS)[0]) - 4
+
+
 @pytest.fixture
 def fresh_accelerate():
     """accelerate keeps one mixed-precision state per process: a clean one for this test."""
