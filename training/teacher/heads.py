@@ -88,13 +88,13 @@ class HeadsTeacherConfig:
         if self.tfidf and tfidf.NAME in names:
             raise ConfigError(f"member name {tfidf.NAME!r} is the lexical member's (tfidf: true)")
 
-    @staticmethod
-    def member(text: str) -> tuple[str, list[str]]:
-        """('NAME', [flags]) of a member setting."""
+    def member(self, text: str) -> tuple[str, list[str]]:
+        """('NAME', [flags]) of a member setting, `mixed_precision` appended when set."""
         name, sep, flags = text.partition(":")
         if not sep or not name.strip() or not name.strip().isidentifier():
             raise ConfigError(f"member {text!r} must read 'NAME: --flag value ...'")
-        return name.strip(), shlex.split(flags)
+        extra = ["--mixed-precision", self.mixed_precision] if self.mixed_precision else []
+        return name.strip(), shlex.split(flags) + extra
 
 
 def fit_sets(folds: int) -> list[tuple[int, ...]]:
@@ -134,8 +134,6 @@ class HeadsTeacher:
         self.recipes = {}
         for text in c.members:
             name, flags = c.member(text)
-            if c.mixed_precision:
-                flags += ["--mixed-precision", c.mixed_precision]
             self.recipes[name] = parse_config(
                 DistillConfig, ["--config", c.recipe, *flags, "--data", c.data,
                                 "--out", str(self.out / "fits" / name)], f"{PROG} ({name})")

@@ -138,6 +138,8 @@ def test_one_autocast_setting_overrides_every_members_own(teacher_config, tiny_b
     teacher = HeadsTeacher(teacher_config(members=mixed, mixed_precision="no"))
     teacher.setup()
     assert {r.mixed_precision for r in teacher.recipes.values()} == {"no"}
+    assert all(flags[-2:] == ["--mixed-precision", "no"]  # what the labels' provenance records
+               for flags in teacher.member_flags().values())
     with pytest.raises(ConfigError, match="mixed_precision must be one of"):
         teacher_config(mixed_precision="fp8")
 
