@@ -227,11 +227,14 @@ MIN_BF16_ROWS = 1024
 
 
 @functools.cache
-def _onednn_linear() -> bool:
-    """Whether this torch has oneDNN's linear with fused post-ops and prepacked weights (the CPU
-    builds of PyPI have; a build without mkldnn has not)."""
-    return bool(torch.backends.mkldnn.is_available()) and hasattr(torch.ops.mkldnn,
-                                                                  "_linear_pointwise")
+def onednn_bf16_linear() -> bool:
+    """Whether oneDNN's bf16 linear with fused post-ops and prepacked weights runs here: a torch
+    built with mkldnn (the CPU builds of PyPI are) on a CPU with oneDNN's bf16 path (AVX-512
+    BW/VL/DQ or AVX-NE-CONVERT). Elsewhere (an AVX2-only CPU, where packing a bf16 weight raises)
+    a bf16 layer runs through `F.linear`."""
+    mkldnn = torch.ops.mkldnn
+    return (bool(torch.backends.mkldnn.is_available()) and hasattr(mkldnn, "_linear_pointwise")
+            and bool(mkldnn._is_mkldnn_bf16_supported()))
 
 
 def _version(tensor: torch.Tensor) -> int | None:
@@ -285,7 +288,8 @@ class DequantizedLinear(nn.Module):
     def gemm(self, rows: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         """`rows` [n, in] in the weight's dtype through the layer, then its `activation`, plus
         `residual` [n, out] where given."""
-        if self.weight.dtype == torch.bfloat16 and rows.device.type == "cpu" and _onednn_linear():
+        on_cpu = rows.device.type == "cpu"
+        if self.weight.dtype == torch.bfloat16 and on_cpu and onednn_bf16_linear():
             source = (self.weight.data_ptr(), _version(self.weight))
             if self._packed is None or self._packed_from != source:  # none yet, or a new weight
                 self._packed = torch.ops.mkldnn._reorder_linear_weight(self.weight, MIN_BF16_ROWS)

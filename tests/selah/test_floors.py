@@ -8,6 +8,7 @@ from torch import nn
 
 from selah import floors
 from selah.int8 import DequantizedLinear, Int8Linear
+from tests.selah.cpu import needs_onednn_bf16
 
 COUNTS = tuple(range(64, 1025, 64))
 
@@ -35,6 +36,7 @@ def _counting(monkeypatch) -> list:
     return calls
 
 
+@needs_onednn_bf16
 def test_a_floor_is_calibrated_once_then_read_from_memory_and_from_the_file(cache, monkeypatch):
     calls = _counting(monkeypatch)
     layer = _layer()
@@ -60,6 +62,7 @@ def test_what_decides_the_kernel_is_in_the_key(cache, monkeypatch):
     assert "threads=7" in floors.floor_key(layer, COUNTS)
 
 
+@needs_onednn_bf16
 def test_a_damaged_or_foreign_file_is_calibrated_over(cache, monkeypatch):
     calls = _counting(monkeypatch)
     layer = _layer(384, 384)
@@ -73,6 +76,7 @@ def test_a_damaged_or_foreign_file_is_calibrated_over(cache, monkeypatch):
     assert floors.bf16_row_floor(layer, COUNTS) == floor and len(calls) == 2
 
 
+@needs_onednn_bf16
 def test_an_empty_setting_keeps_the_floors_in_memory_only(tmp_path, monkeypatch):
     monkeypatch.setenv("SELAH_FLOOR_CACHE", "")
     monkeypatch.setattr(floors, "_FLOORS", {})

@@ -10,6 +10,7 @@ from torch import nn
 from selah.checkpoint import load_checkpoint
 from selah.fused import FusedOutput, FusedSelfAttention, fuse_bert_layers
 from selah.int8 import DequantizedLinear, Int8Linear, apply_runtime
+from tests.selah.cpu import needs_onednn_bf16
 
 
 def _bf16_layer(in_features: int, out_features: int, seed: int) -> DequantizedLinear:
@@ -49,6 +50,7 @@ def students(int8_checkpoint):
                                                                           rows=(64, 128))
 
 
+@needs_onednn_bf16
 def test_every_bert_layer_is_fused_and_computes_what_the_float_layers_compute(students):
     reference, fused = students
     layers = fused.backbone.encoder.layer
@@ -71,6 +73,7 @@ def test_every_bert_layer_is_fused_and_computes_what_the_float_layers_compute(st
         assert F.cosine_similarity(got[window].flatten(), want[window].flatten(), dim=0) > 0.999
 
 
+@needs_onednn_bf16
 def test_a_fused_window_gets_the_same_bits_alone_and_beside_others(students):
     _, fused = students
     ids = torch.randint(5, 90, (4, 32))
@@ -81,6 +84,7 @@ def test_a_fused_window_gets_the_same_bits_alone_and_beside_others(students):
     assert torch.equal(together[2:3], alone)
 
 
+@needs_onednn_bf16
 def test_layers_fuse_once_and_a_fused_output_refuses_training(students):
     _, fused = students
     assert fuse_bert_layers(fused.backbone) == 0  # nothing left to fuse

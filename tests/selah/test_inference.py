@@ -15,6 +15,7 @@ from selah.inference import (
 )
 from selah.schema import score_band
 from selah.student import HEAD_SPECS, load_student
+from tests.selah.cpu import needs_onednn_bf16
 
 
 @pytest.mark.parametrize("verdict, band", [("freely_listen", (85, 100)),
@@ -168,8 +169,9 @@ def test_pass_rows_are_every_token_count_a_pass_can_have(shipped, monkeypatch):
     assert seen and set(seen) <= set(pass_rows(featurizer.max_length))
 
 
-@pytest.mark.parametrize("runtime,calibrated", [("int8", False), ("bf16", False),
-                                                ("bf16", True)])
+@pytest.mark.parametrize("runtime,calibrated", [
+    ("int8", False), pytest.param("bf16", False, marks=needs_onednn_bf16),
+    pytest.param("bf16", True, marks=needs_onednn_bf16)])
 def test_a_shipped_song_gets_the_same_numbers_alone_or_in_any_batch(shipped, runtime,
                                                                     calibrated, monkeypatch):
     """Bucketed windows, per-token activation scales (int8) or GEMMs padded to a row count from

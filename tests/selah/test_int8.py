@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from selah.int8 import Int8Embedding, Int8Linear, int8_linear, quantize_weight
+from tests.selah.cpu import needs_onednn_bf16
 
 
 def test_weights_are_symmetric_per_output_channel():
@@ -80,6 +81,7 @@ def _pass_counts(step: int = 64, largest: int = 2048) -> tuple[int, ...]:
     return tuple(range(step, largest + 1, step))
 
 
+@needs_onednn_bf16
 @pytest.mark.parametrize("fused", [None, "gelu", "residual"])
 @pytest.mark.parametrize("shape", [(384, 1536), (1536, 384), (96, 768)])
 def test_a_bf16_gemm_row_is_the_same_whatever_the_row_count_from_its_floor(shape, fused):
@@ -110,9 +112,16 @@ def test_a_bf16_gemm_row_is_the_same_whatever_the_row_count_from_its_floor(shape
         assert want.dtype == torch.float32  # outputs back in the inputs' dtype
 
 
-def test_a_layer_with_its_gelu_fused_gives_the_exact_gelu_within_bf16_rounding():
+@pytest.mark.parametrize("onednn", [pytest.param(True, marks=needs_onednn_bf16), False])
+def test_a_layer_with_its_gelu_fused_gives_the_exact_gelu_within_bf16_rounding(onednn,
+                                                                               monkeypatch):
+    """Through oneDNN's prepacked kernel, or through F.linear where the CPU has no oneDNN bf16
+    path (an AVX2-only CPU, where packing a bf16 weight raises): the same numbers."""
+    from selah import int8
     from selah.int8 import DequantizedLinear
 
+    if not onednn:
+        monkeypatch.setattr(int8, "onednn_bf16_linear", lambda: False)
     torch.manual_seed(3)
     module = DequantizedLinear(Int8Linear.from_float(nn.Linear(64, 96)), torch.bfloat16)
     module.activation = "gelu"
@@ -120,6 +129,7 @@ def test_a_layer_with_its_gelu_fused_gives_the_exact_gelu_within_bf16_rounding()
     exact = F.gelu(F.linear(x.float(), module.weight.float(), module.bias.float()))
     with torch.inference_mode():
         fused = module(x).float()
+    assert (module._packed is not None) == onednn  # the kernel the case is about ran
     assert (exact < -0.1).any()  # inputs where a missing GELU would show
     tolerance = exact.abs().clamp(min=1.0) * 2.0 ** -7  # within two bf16 steps
     assert ((fused - exact).abs() <= tolerance).all()
