@@ -1,7 +1,8 @@
 """Record the embedded checkpoint's answers on every song of the data set (by song id: verdict,
-score, confidence, themes; no lyrics) into tests/selah/fixtures/default_predictions.json, which
-`tests/selah/test_default_checkpoint.py` compares the checkpoint against. Run it when the
-shipped checkpoint changes, on purpose, and say so in the commit.
+score, confidence, themes, decoded as its manifest says, as the service decodes them; no lyrics)
+into tests/selah/fixtures/default_predictions.json, which `tests/selah/test_default_checkpoint.py`
+compares the checkpoint against. Run it when the shipped checkpoint changes, on purpose, and say
+so in the commit.
 
     PYTHONPATH=. .venv/bin/python scripts/record_default_predictions.py \
         --data ../shared/data/songs.jsonl
@@ -25,9 +26,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="the labelled JSONL (songs.jsonl)")
     args = parser.parse_args()
-    model, featurizer, _, sha = load_checkpoint(EMBEDDED_CHECKPOINT)
+    model, featurizer, manifest, sha = load_checkpoint(EMBEDDED_CHECKPOINT)
     examples, _ = read_examples(args.data)
-    predictions = predict_songs(model, featurizer, [e.song() for e in examples], 16)
+    predictions = predict_songs(model, featurizer, [e.song() for e in examples], 16,
+                                decoding=manifest.get("decoding") or {})  # as the service does
     songs = {e.song_id: {"confidence": round(p["confidence"], 5), "score": round(p["score"], 4),
                          "themes": sorted(n for n, v in p["heads"]["themes"].items() if v >= 0.5),
                          "verdict": p["verdict"]}
