@@ -128,9 +128,10 @@ def test_the_analyzer_alone(tmp_path, selah_site, pg_database, steps):
         assert info["backend"] == "gptoss" and info["model_version"].startswith("gptoss-")
     analyses, direct = report["analyses"], report["direct"]
     # Selah's model answered every song; the web app's own service still re-scores song 2
-    # (its regex finds two concerns: -30, capped at 69) and swaps in its mapper's scripture.
+    # (its regex finds one concern, profanity, in "damn" and "hell": -15, capped at 69) and swaps
+    # in its mapper's scripture.
     assert analyses["1"]["score"] == direct["1"]["score"]
-    assert analyses["2"]["score"] == min(max(0.0, direct["2"]["score"] - 30), 69.0)
+    assert analyses["2"]["score"] == min(max(0.0, direct["2"]["score"] - 15), 69.0)
     assert analyses["2"]["supporting_scripture"][0]["reference"] == "Philippians 4:8"
     assert all(analyses[k]["verdict"] is None for k in analyses)
 
