@@ -14,66 +14,28 @@ turns the file off. A file that cannot be read or written is ignored (the floors
 again); nothing in it is shipped.
 """
 
-import functools
 import hashlib
-import json
-import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 
-from selah.runtime import cpu_flags, cpuinfo_field, trim_heap
+from selah import machine_cache
+from selah.runtime import trim_heap
 
 _FLOORS: dict[str, int] = {}
 
 
-def cache_file() -> Path | None:
+def cache_file():
     """Where the floors are kept on disk (None: not on disk)."""
-    configured = os.environ.get("SELAH_FLOOR_CACHE")
-    if configured is not None:
-        return Path(configured).expanduser() if configured.strip() else None
-    return Path.home() / ".cache" / "selah" / "bf16-row-floors.json"
-
-
-@functools.cache
-def _machine() -> str:
-    """The part of every key that is this process's for good: CPU model and flags, torch."""
-    flags = hashlib.sha256(" ".join(sorted(cpu_flags())).encode()).hexdigest()[:16]
-    model = cpuinfo_field("model name") or "unknown CPU"
-    return f"{model} flags={flags} torch={torch.__version__}"  # its oneDNN comes with it
+    return machine_cache.cache_file("SELAH_FLOOR_CACHE", "bf16-row-floors.json")
 
 
 def floor_key(layer, rows: Sequence[int]) -> str:
     """The key of `layer`'s floor over `rows`: what decides the kernel oneDNN runs."""
     counts = hashlib.sha256(",".join(map(str, rows)).encode()).hexdigest()[:16]
-    return (f"{_machine()} threads={torch.get_num_threads()} "
+    return (f"{machine_cache.machine()} threads={torch.get_num_threads()} "
             f"gemm={layer.out_features}x{layer.in_features} {layer.weight.dtype} "
             f"activation={layer.activation} residual={layer.adds_residual} rows={counts}")
-
-
-def _read(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return {k: v for k, v in data.items() if isinstance(v, int)} if isinstance(data, dict) else {}
-
-
-def _write(path: Path, key: str, floor: int) -> None:
-    """Add `key` to the file, written whole to a temporary file and renamed over it (a reader
-    never sees half a file; of two writers at once the later wins, the other's floor is found
-    again next time)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = {**_read(path), key: floor}
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=path.name, suffix=".tmp",
-                                         delete=False, encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
-        os.replace(handle.name, path)
-    except OSError:
-        pass
 
 
 def calibrate(layer, rows: Sequence[int]) -> int:
@@ -108,12 +70,11 @@ def bf16_row_floor(layer, rows: Sequence[int]) -> int:
     key = floor_key(layer, rows)
     if key not in _FLOORS:
         path = cache_file()
-        stored = _read(path).get(key) if path is not None else None
-        if stored in rows:
+        stored = machine_cache.read(path).get(key)
+        if isinstance(stored, int) and stored in rows:
             _FLOORS[key] = stored
         else:
             _FLOORS[key] = calibrate(layer, rows)
             trim_heap()  # what the calibration's tensors held, now freed
-            if path is not None:
-                _write(path, key, _FLOORS[key])
+            machine_cache.write(path, key, _FLOORS[key])
     return _FLOORS[key]

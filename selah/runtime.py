@@ -7,8 +7,8 @@ The service's `GPTOSS_DEVICE`, the teacher's and the student's `--device` all re
 The runtime (`GPTOSS_RUNTIME`) is derived from the INT8 checkpoint in memory at load
 (`selah.int8.apply_runtime`), never shipped:
 - `int8`: torch's int8 GEMM (`torch._int_mm`) with activations quantized per token, the numerics
-  the export checked against the float student. The fastest here where the CPU has int8 dot
-  products (AVX-512 VNNI) but no usable bf16 matrix tiles.
+  the export checked against the float student. The runtime of a CPU without bf16
+  instructions, and the faster one on some CPUs with AVX-512 BF16 but no AMX tiles.
 - `int8-compiled`: `int8` with the backbone compiled by `torch.compile` (inductor fuses the
   activation quantization, rescaling and GELU around the int8 GEMMs; needs a C++ compiler).
   Faster per song, but the first load of a checkpoint compiles for a minute or more (later
@@ -18,8 +18,8 @@ The runtime (`GPTOSS_RUNTIME`) is derived from the INT8 checkpoint in memory at 
   the BERT family's layers fused (`selah.fused`), attention, LayerNorms); pooling and heads stay
   float32. Each GEMM is padded to a row count from which oneDNN's kernel, and so a row's result,
   no longer depends on the number of rows, calibrated once per machine and GEMM and kept on disk
-  (`selah.floors`). Chosen where the CPU has AMX bf16 tiles, on which it is about 4x float32;
-  without them (AVX-512 BF16 alone) it is slower than `int8`.
+  (`selah.floors`). Chosen where the CPU has AMX bf16 tiles, on which it is about 4x float32,
+  and where it wins the race below.
 - `float32`: the int8 weights dequantized once to float32: the reference the others are measured
   against (`scripts/bench_analyzer.py --runtimes`). Not batch-invariant: a float32 GEMM may
   round a row differently with the number of rows, so a song's last bits can change with its
@@ -27,8 +27,10 @@ The runtime (`GPTOSS_RUNTIME`) is derived from the INT8 checkpoint in memory at 
 - `dequantized`: on CUDA and MPS, each `Int8Linear` dequantizes its weight once to the dtype of
   its inputs (bf16 for gpt-oss) and runs a float GEMM there; it is the only runtime off the CPU.
 
-`auto` (the default of `GPTOSS_RUNTIME`) picks `bf16` on a CPU whose flags list `amx_bf16` and
-`int8` on any other CPU. A runtime asked for that this machine cannot run falls back (to `int8`
+`auto` (the default of `GPTOSS_RUNTIME`) picks `bf16` on a CPU whose flags list `amx_bf16`,
+`int8` on a CPU that lists neither `amx_bf16` nor `avx512_bf16`, and between the two the faster
+of `bf16` and `int8`, raced once per machine and kept on disk (`selah.race`): AVX-512 BF16 alone
+is slower than `int8` on some chips and twice as fast on others. A runtime asked for that this machine cannot run falls back (to `int8`
 on a CPU, `dequantized` elsewhere) and the reason is kept: the analyzer's info, `/readyz`, the
 result snapshot and `/metrics` name the runtime in use.
 """
@@ -118,10 +120,11 @@ def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
     return frozenset((cpuinfo_field("flags", cpuinfo) or "").split())
 
 
-def choose_runtime(requested: str | None, device: str,
-                   flags: frozenset[str] | None = None) -> RuntimeChoice:
+def choose_runtime(requested: str | None, device: str, flags: frozenset[str] | None = None,
+                   race=None) -> RuntimeChoice:
     """The runtime for `GPTOSS_RUNTIME=requested` on `device` (see the module doc); a name not in
-    `RUNTIMES` raises ValueError."""
+    `RUNTIMES` raises ValueError. `race` (default `selah.race.raced`) answers `auto` on a CPU
+    with AVX-512 BF16 but no AMX tiles: `{"runtime", "int8_ms", "bf16_ms"}`."""
     asked = (requested or "auto").strip().lower()
     if asked not in RUNTIMES:
         raise ValueError(f"GPTOSS_RUNTIME={requested!r} is not one of {', '.join(RUNTIMES)}")
@@ -134,11 +137,34 @@ def choose_runtime(requested: str | None, device: str,
     if asked == "auto":
         if tiles:
             return RuntimeChoice("bf16", asked, "the CPU has AMX bf16 tiles (amx_bf16)")
-        return RuntimeChoice("int8", asked, "the CPU lists no AMX bf16 tiles: int8 GEMMs")
+        if "avx512_bf16" in flags and _onednn_bf16():
+            return _raced(asked, race)
+        return RuntimeChoice("int8", asked, "the CPU lists no bf16 instructions (AMX tiles "
+                                            "or AVX-512 BF16): int8 GEMMs")
     if asked == "bf16" and not (tiles or "avx512_bf16" in flags):
         return RuntimeChoice("int8", asked, "bf16 asked for, but the CPU lists neither amx_bf16 "
                                             "nor avx512_bf16: int8 instead")
     return RuntimeChoice(asked, asked, "asked for by GPTOSS_RUNTIME")
+
+
+def _onednn_bf16() -> bool:
+    from selah.int8 import onednn_bf16_linear
+
+    return onednn_bf16_linear()
+
+
+def _raced(asked: str, race) -> RuntimeChoice:
+    """`auto` on AVX-512 BF16 without tiles: the faster of bf16 and int8 here (`selah.race`)."""
+    if race is None:
+        from selah.race import raced as race
+    try:
+        result = race()
+    except Exception as exc:  # noqa: BLE001 - a race that cannot run: the safe runtime
+        return RuntimeChoice("int8", asked, f"AVX-512 BF16 without AMX tiles; the race with "
+                                            f"bf16 failed ({type(exc).__name__}: {exc}): int8")
+    return RuntimeChoice(result["runtime"], asked,
+                         f"AVX-512 BF16 without AMX tiles, raced on this CPU: a pass took "
+                         f"{result['bf16_ms']:.1f} ms in bf16, {result['int8_ms']:.1f} ms in int8")
 
 
 class HeapTrimmer:

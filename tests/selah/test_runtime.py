@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from selah.int8 import onednn_bf16_linear
 from selah.runtime import (
     DeviceUnavailable,
     choose_runtime,
@@ -10,6 +11,7 @@ from selah.runtime import (
     peak_rss_mib,
     resolve_device,
 )
+from tests.selah.cpu import needs_onednn_bf16
 
 
 def test_auto_takes_the_best_device_there_is():
@@ -48,16 +50,48 @@ def test_cpu_flags_are_read_from_the_os_list(tmp_path):
     assert cpu_flags(tmp_path / "missing") == frozenset()
 
 
+def _race(winner: str):
+    """A stand-in for `selah.race.raced` that `winner` wins, counting its calls."""
+    def race():
+        race.calls += 1
+        return {"runtime": winner, "bf16_ms": 10.0 if winner == "bf16" else 30.0, "int8_ms": 20.0}
+    race.calls = 0
+    return race
+
+
 @pytest.mark.parametrize("flags, runtime", [
     ({"avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile"}, "bf16"),
-    ({"avx512_vnni", "avx512_bf16"}, "int8"),  # bf16 without tiles is slower than int8
+    ({"avx512_vnni", "avx2"}, "int8"),
     (set(), "int8"),
 ])
-def test_auto_takes_bf16_on_amx_tiles_and_int8_elsewhere(flags, runtime):
-    choice = choose_runtime("auto", "cpu", frozenset(flags))
+def test_auto_takes_bf16_on_amx_tiles_and_int8_without_bf16_instructions(flags, runtime):
+    race = _race("bf16")
+    choice = choose_runtime("auto", "cpu", frozenset(flags), race)
     assert choice.name == runtime and choice.requested == "auto"
     assert ("amx_bf16" in choice.reason) == (runtime == "bf16")
-    assert choose_runtime(None, "cpu", frozenset(flags)) == choice
+    assert choose_runtime(None, "cpu", frozenset(flags), race) == choice
+    assert race.calls == 0  # the flags decide: no race
+
+
+@needs_onednn_bf16
+@pytest.mark.parametrize("winner", ["bf16", "int8"])
+def test_auto_races_bf16_and_int8_on_avx512_bf16_without_tiles(winner):
+    race = _race(winner)
+    choice = choose_runtime("auto", "cpu", frozenset({"avx512_vnni", "avx512_bf16"}), race)
+    assert choice.name == winner and race.calls == 1
+    assert "raced on this CPU" in choice.reason and "20.0 ms in int8" in choice.reason
+    # Asked for by name, a runtime is taken without a race.
+    assert choose_runtime("int8", "cpu", frozenset({"avx512_bf16"}), race).name == "int8"
+    assert race.calls == 1
+
+
+@needs_onednn_bf16
+def test_a_race_that_fails_falls_back_to_int8_saying_why():
+    def broken():
+        raise RuntimeError("no kernel")
+
+    choice = choose_runtime("auto", "cpu", frozenset({"avx512_bf16"}), broken)
+    assert choice.name == "int8" and "RuntimeError: no kernel" in choice.reason
 
 
 def test_a_runtime_asked_for_is_taken_or_falls_back_saying_why():
@@ -74,10 +108,17 @@ def test_a_runtime_asked_for_is_taken_or_falls_back_saying_why():
         choose_runtime("int4", "cpu")
 
 
-def test_this_machine_gets_a_runtime_it_lists():
+def test_this_machine_gets_a_runtime_it_lists(monkeypatch, tmp_path):
+    monkeypatch.setenv("SELAH_RUNTIME_RACE_CACHE", str(tmp_path / "race.json"))
+    monkeypatch.setattr("selah.race._RACES", {})
     flags = cpu_flags()
     choice = choose_runtime("auto", "cpu")
-    assert choice.name == ("bf16" if "amx_bf16" in flags else "int8")
+    if "amx_bf16" in flags:
+        assert choice.name == "bf16"
+    elif "avx512_bf16" in flags and onednn_bf16_linear():
+        assert choice.name in ("bf16", "int8") and "raced on this CPU" in choice.reason
+    else:
+        assert choice.name == "int8"
 
 
 def _on_threads(fn, count: int) -> list:
