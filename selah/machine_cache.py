@@ -6,6 +6,7 @@ and int8 runtimes (`selah.race`). A file that cannot be read or written is ignor
 measured again); nothing in one is shipped.
 """
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -61,3 +62,27 @@ def write(path: Path | None, key: str, value) -> None:
         os.replace(handle.name, path)
     except OSError:
         pass
+
+
+@contextlib.contextmanager
+def locked(path: Path | None):
+    """Hold an exclusive lock on `path`'s lock file (`<path>.lock`) meanwhile, so that of the
+    processes measuring the same thing at once one measures and the others read its result. No
+    lock where there is no file or `fcntl` (not POSIX), or the lock file cannot be opened."""
+    handle = None
+    if path is not None:
+        try:
+            import fcntl
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(path.with_name(path.name + ".lock"), "a")  # noqa: SIM115
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except (ImportError, OSError):
+            if handle is not None:
+                handle.close()
+            handle = None
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.close()  # closing the file releases the lock

@@ -19,7 +19,9 @@ alternating, median of `REPEATS` passes; the runtime with the smaller sum wins. 
 second. The result is kept in memory and in `$SELAH_RUNTIME_RACE_CACHE`, else
 `~/.cache/selah/runtime-race.json` (an empty setting: memory only), keyed by the CPU's model and
 flags, torch's version and the thread count (`selah.machine_cache`), so a machine's processes
-all run the same runtime and a restart does not change a song's numbers.
+all run the same runtime and a restart does not change a song's numbers (the first process to
+race holds a lock on the file meanwhile; the others wait for its result instead of racing on
+the same cores at once).
 """
 
 import copy
@@ -112,10 +114,11 @@ def raced() -> dict:
     key = race_key()
     if key not in _RACES:
         path = cache_file()
-        stored = machine_cache.read(path).get(key)
-        if _valid(stored):
-            _RACES[key] = stored
-        else:
-            _RACES[key] = TORCH_THREAD.run(measure)
-            machine_cache.write(path, key, _RACES[key])
+        with machine_cache.locked(path):  # processes starting together race once, not each
+            stored = machine_cache.read(path).get(key)
+            if _valid(stored):
+                _RACES[key] = stored
+            else:
+                _RACES[key] = TORCH_THREAD.run(measure)
+                machine_cache.write(path, key, _RACES[key])
     return _RACES[key]

@@ -74,3 +74,35 @@ def test_the_race_times_both_runtimes_here_and_names_the_faster():
     assert result["int8_ms"] > 0 and result["bf16_ms"] > 0
     faster = "bf16" if result["bf16_ms"] < result["int8_ms"] else "int8"
     assert result["runtime"] == faster
+
+
+def test_processes_starting_together_race_once(cache, tmp_path):
+    """Two processes find no race on file: the second waits on the first's lock and reads its
+    result instead of racing too (each race takes half a second, long enough to overlap)."""
+    import multiprocessing
+
+    calls = tmp_path / "calls"
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+
+    def child():
+        import time as clock
+
+        def slow():
+            with calls.open("a") as handle:
+                handle.write("raced\n")
+            clock.sleep(0.5)
+            return dict(RESULT)
+
+        race.measure = slow
+        results.put(race.raced())
+
+    children = [context.Process(target=child) for _ in range(2)]
+    for process in children:
+        process.start()
+    got = [results.get(timeout=30) for _ in children]
+    for process in children:
+        process.join(timeout=30)
+    assert got == [RESULT, RESULT]
+    assert calls.read_text() == "raced\n"
+    assert json.loads(cache.read_text()) == {race.race_key(): RESULT}
