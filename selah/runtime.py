@@ -30,9 +30,9 @@ The runtime (`GPTOSS_RUNTIME`) is derived from the INT8 checkpoint in memory at 
 `auto` (the default of `GPTOSS_RUNTIME`) picks `bf16` on a CPU whose flags list `amx_bf16`,
 `int8` on a CPU that lists neither `amx_bf16` nor `avx512_bf16`, and between the two the faster
 of `bf16` and `int8`, raced once per machine and kept on disk (`selah.race`): AVX-512 BF16 alone
-is slower than `int8` on some chips and twice as fast on others. A runtime asked for that this machine cannot run falls back (to `int8`
-on a CPU, `dequantized` elsewhere) and the reason is kept: the analyzer's info, `/readyz`, the
-result snapshot and `/metrics` name the runtime in use.
+is slower than `int8` on some chips and twice as fast on others. A runtime asked for that this
+machine cannot run falls back (to `int8` on a CPU, `dequantized` elsewhere) and the reason is
+kept: the analyzer's info, `/readyz`, the result snapshot and `/metrics` name the runtime in use.
 """
 
 import functools
@@ -180,7 +180,7 @@ class HeapTrimmer:
     pass of 8,192 tokens: 150 MB here): with a trim every 50,000 characters a run of 2,000
     varied songs ended 176 MB above its reading at song 200, after a 35,000-character batch
     that had not reached the next trim, while the readings right after trims stayed flat. Every
-    10,000 characters (about 7 songs of the data set's median length; a call of more trims right
+    10,000 characters (about 6 songs of the data set's median length; a call of more trims right
     after it), a trim gives back 20-150 MB in 2-13 ms, 1-2% of the analysis it follows (AMD
     EPYC, 2 cores). Fixing glibc's mmap threshold instead (`mallopt`) kept memory flatter but
     made analysis slower: every large tensor then faults its pages in afresh."""
