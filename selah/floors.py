@@ -11,7 +11,8 @@ everything that decides the kernel: the CPU's model and flags, torch's version (
 oneDNN it bundles), the thread count, the GEMM's shape and post-ops, and the row counts. The file is
 `$SELAH_FLOOR_CACHE`, else `~/.cache/selah/bf16-row-floors.json`; an empty `SELAH_FLOOR_CACHE`
 turns the file off. A file that cannot be read or written is ignored (the floors are calibrated
-again); nothing in it is shipped.
+again); nothing in it is shipped. Processes loading at once calibrate a floor once: the file is
+locked meanwhile (`selah.machine_cache.recall`).
 """
 
 import hashlib
@@ -67,14 +68,11 @@ def bf16_row_floor(layer, rows: Sequence[int]) -> int:
     """`layer`'s floor over `rows` (a `selah.int8.DequantizedLinear`; `rows` the row counts a
     forward pass can have): from memory, else from the file, else calibrated and kept in both."""
     rows = sorted(set(rows))
-    key = floor_key(layer, rows)
-    if key not in _FLOORS:
-        path = cache_file()
-        stored = machine_cache.read(path).get(key)
-        if isinstance(stored, int) and stored in rows:
-            _FLOORS[key] = stored
-        else:
-            _FLOORS[key] = calibrate(layer, rows)
-            trim_heap()  # what the calibration's tensors held, now freed
-            machine_cache.write(path, key, _FLOORS[key])
-    return _FLOORS[key]
+
+    def calibrated() -> int:
+        floor = calibrate(layer, rows)
+        trim_heap()  # what the calibration's tensors held, now freed
+        return floor
+
+    return machine_cache.recall(_FLOORS, cache_file(), floor_key(layer, rows), calibrated,
+                                lambda stored: isinstance(stored, int) and stored in rows)

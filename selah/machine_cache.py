@@ -2,8 +2,8 @@
 whose keys start with what makes a measurement this machine's (`machine()`).
 
 Used for the bf16 runtime's row floors (`selah.floors`) and for `auto`'s race between the bf16
-and int8 runtimes (`selah.race`). A file that cannot be read or written is ignored (the value is
-measured again); nothing in one is shipped.
+and int8 runtimes (`selah.race`), both through `recall`. A file that cannot be read or written is
+ignored (the value is measured again); nothing in one is shipped.
 """
 
 import contextlib
@@ -86,3 +86,18 @@ def locked(path: Path | None):
     finally:
         if handle is not None:
             handle.close()  # closing the file releases the lock
+
+
+def recall(memory: dict, path: Path | None, key: str, measure, valid):
+    """`memory[key]`; else the file's entry for `key` where `valid(entry)`; else `measure()`,
+    kept in both. The file is read and written under its lock (`locked`), so processes that
+    need the same measurement at once measure it once."""
+    if key not in memory:
+        with locked(path):
+            stored = read(path).get(key)
+            if valid(stored):
+                memory[key] = stored
+            else:
+                memory[key] = measure()
+                write(path, key, memory[key])
+    return memory[key]

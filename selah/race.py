@@ -107,18 +107,11 @@ def _valid(entry) -> bool:
 
 
 def raced() -> dict:
-    """This machine's race (see `measure`): from memory, else from the file, else run now on the
-    process's torch thread (`selah.runtime.TorchThread`) and kept in both."""
+    """This machine's race (see `measure`): from memory, else from the file, else run now and
+    kept in both. All of it on the process's torch thread (`selah.runtime.TorchThread`): the
+    race's torch work belongs there, and a thread that held the file's lock while it waited for
+    the torch thread could otherwise block a race asked for on the torch thread itself."""
     from selah.runtime import TORCH_THREAD
 
-    key = race_key()
-    if key not in _RACES:
-        path = cache_file()
-        with machine_cache.locked(path):  # processes starting together race once, not each
-            stored = machine_cache.read(path).get(key)
-            if _valid(stored):
-                _RACES[key] = stored
-            else:
-                _RACES[key] = TORCH_THREAD.run(measure)
-                machine_cache.write(path, key, _RACES[key])
-    return _RACES[key]
+    return TORCH_THREAD.run(lambda: machine_cache.recall(_RACES, cache_file(), race_key(),
+                                                         measure, _valid))
